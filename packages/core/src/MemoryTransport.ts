@@ -389,6 +389,7 @@ export const layer = (options: Options = {}): Layer.Layer<BroadcastTransport | M
           timeline.push({ at, event: eventOf(message, status, at) })
         }
       }
+      if (timeline.length === 0) return Effect.void
       timeline.sort((a, b) => a.at - b.at)
       campaign.scheduled += timeline.length
       return Effect.forkIn(
