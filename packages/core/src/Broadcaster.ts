@@ -27,6 +27,7 @@
  * `RateLimiter` from the environment, so workers sharing a Redis store share one sender's rate.
  */
 import {
+  Array as Arr,
   Cause,
   Clock,
   Context,
@@ -348,6 +349,27 @@ const note = (tally: Tally, issue: RowIssue): void => {
   if (tally.issues.length < maxIssues) tally.issues.push(issue)
 }
 
+const accepted = (row: Recipient.Recipient, item: Extract<ItemOutcome, { readonly _tag: "Accepted" }>) => ({
+  _tag: "Accepted" as const,
+  seq: row.seq,
+  providerMessageId: Option.getOrUndefined(item.providerMessageId)
+})
+
+// The outcomes of a call whose every item was accepted, the common case: built at once, with no effect per row.
+const allAccepted = (
+  batch: ReadonlyArray<Recipient.Recipient>,
+  items: ReadonlyArray<ItemOutcome>
+): Array<ProgressStore.ReceiptOutcome> | undefined => {
+  if (items.length < batch.length) return undefined
+  const outcomes: Array<ProgressStore.ReceiptOutcome> = []
+  for (let i = 0; i < batch.length; i++) {
+    const item = items[i]!
+    if (item._tag !== "Accepted") return undefined
+    outcomes.push(accepted(batch[i]!, item))
+  }
+  return outcomes
+}
+
 /** What one claimed batch came to. */
 interface Handed {
   readonly outcomes: ReadonlyArray<ProgressStore.ReceiptOutcome>
@@ -435,67 +457,95 @@ const make = Effect.gen(function*() {
         }
       })
 
-    const answer = (row: Recipient.Recipient, item: ItemOutcome | undefined, jitter: number) => {
+    const answer = (
+      row: Recipient.Recipient,
+      item: ItemOutcome | undefined,
+      jitter: number
+    ): Effect.Effect<ProgressStore.ReceiptOutcome> => {
       if (item === undefined) {
         return Effect.die(`${transport.name} answered fewer outcomes than the batch had recipients`)
       }
-      return item._tag === "Accepted"
-        ? Effect.succeed<ProgressStore.ReceiptOutcome>({
-          _tag: "Accepted",
-          seq: row.seq,
-          providerMessageId: Option.getOrUndefined(item.providerMessageId)
-        })
-        : settle(row, item.error, jitter)
+      return item._tag === "Accepted" ? Effect.succeed(accepted(row, item)) : settle(row, item.error, jitter)
     }
 
-    const submit = (batch: readonly [Recipient.Recipient, ...Array<Recipient.Recipient>]) =>
-      Effect.gen(function*() {
-        const [first, ...rest] = batch
-        const result = yield* Effect.result(
-          transport.submit(broadcast, [outgoing(broadcast, first), ...rest.map((row) => outgoing(broadcast, row))])
-        )
+    const submit = (
+      batch: readonly [Recipient.Recipient, ...Array<Recipient.Recipient>]
+    ): Effect.Effect<ReadonlyArray<ProgressStore.ReceiptOutcome>> =>
+      Effect.matchEffect(transport.submit(broadcast, Arr.map(batch, (row) => outgoing(broadcast, row))), {
         // One jitter per call: a batch that failed as a whole is retried as a whole.
-        const jitter = yield* Random.next
-        return yield* Result.match(result, {
-          onFailure: (error) => Effect.forEach(batch, (row) => settle(row, error, jitter)),
-          onSuccess: (receipt) => Effect.forEach(batch, (row, i) => answer(row, receipt.outcomes[i], jitter))
-        })
+        onFailure: (error) =>
+          Effect.flatMap(Random.next, (jitter) => Effect.forEach(batch, (row) => settle(row, error, jitter))),
+        onSuccess: ({ outcomes }) => {
+          const all = allAccepted(batch, outcomes)
+          return all !== undefined ? Effect.succeed(all) : Effect.flatMap(
+            Random.next,
+            (jitter) => Effect.forEach(batch, (row, i) => answer(row, outcomes[i], jitter))
+          )
+        }
       })
 
     const released = (row: Recipient.Recipient): ProgressStore.ReceiptOutcome => ({ _tag: "Released", seq: row.seq })
 
-    const oneByOne = (row: Recipient.Recipient) =>
-      Effect.gen(function*() {
-        // A tripped breaker or a rate-limit hold stops what has not gone yet; it is claimed again later.
-        if (Option.isSome(breaker) || Option.isSome(yield* pacer.heldUntil(broadcast))) return released(row)
-        yield* pacer.acquire(broadcast, caps, 1)
-        if (Option.isSome(breaker)) return released(row)
-        progress.set(row.seq, "in flight")
-        const [outcome] = yield* submit([row])
-        progress.set(row.seq, outcome!)
-        return outcome!
-      })
+    // A tripped breaker or a rate-limit hold stops what has not gone yet; it is claimed again later. Combinators, not
+    // a generator: this runs once per message.
+    const one = (row: Recipient.Recipient): Effect.Effect<ProgressStore.ReceiptOutcome, RateLimiter.RateLimiterError> =>
+      Option.isSome(breaker) ? Effect.succeed(released(row)) : Effect.flatMap(
+        pacer.heldUntil(broadcast),
+        (held) =>
+          Option.isSome(held) ? Effect.succeed(released(row)) : pacer.acquire(
+            broadcast,
+            caps,
+            1,
+            Effect.suspend(() => {
+              if (Option.isSome(breaker)) return Effect.succeed(released(row))
+              progress.set(row.seq, "in flight")
+              return Effect.map(submit([row]), ([outcome]) => {
+                progress.set(row.seq, outcome!)
+                return outcome!
+              })
+            })
+          )
+      )
 
-    const whole = Effect.andThen(
-      pacer.acquire(broadcast, caps, rows.length),
+    // `concurrency` workers take the rows in order, each as soon as it is free: a fiber per worker, not per row.
+    const oneByOne = Effect.suspend(() => {
+      const outcomes: Array<ProgressStore.ReceiptOutcome> = []
+      let next = 0
+      const worker: Effect.Effect<void, RateLimiter.RateLimiterError> = Effect.suspend(() => {
+        const index = next++
+        const row = rows[index]
+        return row === undefined ? Effect.void : Effect.flatMap(one(row), (outcome) => {
+          outcomes[index] = outcome
+          return worker
+        })
+      })
+      const workers = Math.min(rows.length, broadcast.policy.concurrency ?? Broadcast.defaults.concurrency)
+      return Effect.as(
+        Effect.all(Array.from({ length: workers }, () => worker), { concurrency: "unbounded", discard: true }),
+        outcomes
+      )
+    })
+
+    const whole = pacer.acquire(
+      broadcast,
+      caps,
+      rows.length,
       Effect.suspend(() => {
         for (const row of rows) progress.set(row.seq, "in flight")
         return submit(rows)
       })
     )
-    const outcomes: ReadonlyArray<ProgressStore.ReceiptOutcome> = yield* (perMessage
-      ? Effect.forEach(rows, oneByOne, { concurrency: broadcast.policy.concurrency ?? Broadcast.defaults.concurrency })
-      : whole).pipe(
-        Effect.onError(() =>
-          Effect.gen(function*() {
-            const known = rows.flatMap((row) => {
-              const state = progress.get(row.seq)
-              return state === undefined ? [released(row)] : state === "in flight" ? [] : [state]
-            })
-            if (known.length > 0) yield* store.recordReceipts(broadcast.id, known, yield* DateTime.now)
-          }).pipe(Effect.ignore)
-        )
+    const outcomes: ReadonlyArray<ProgressStore.ReceiptOutcome> = yield* (perMessage ? oneByOne : whole).pipe(
+      Effect.onError(() =>
+        Effect.gen(function*() {
+          const known = rows.flatMap((row) => {
+            const state = progress.get(row.seq)
+            return state === undefined ? [released(row)] : state === "in flight" ? [] : [state]
+          })
+          if (known.length > 0) yield* store.recordReceipts(broadcast.id, known, yield* DateTime.now)
+        }).pipe(Effect.ignore)
       )
+    )
     return { outcomes, breaker } satisfies Handed
   })
 

@@ -252,6 +252,8 @@ const pick = <A>(
   shares: ReadonlyArray<{ readonly share: number; readonly value: A }>,
   key: string
 ): Option.Option<A> => {
+  // Most runs set no shares: no hash then.
+  if (shares.length === 0) return Option.none()
   const x = unitHash(key)
   let upTo = 0
   for (const { share, value } of shares) {
@@ -538,7 +540,9 @@ export const layer = (options: Options = {}): Layer.Layer<BroadcastTransport | M
       }
     }
 
-    const submit = Effect.fn("MemoryTransport.submit")(
+    // Untraced: the per-message hot path of the engine's benchmark, where a span and a stack capture per call cost
+    // more than the rest of the call.
+    const submit = Effect.fnUntraced(
       function*(broadcast: Broadcast.Broadcast, batch: readonly [Outgoing, ...Array<Outgoing>]) {
         const call = ++requests
         if (behaviour.latency !== undefined) yield* Effect.sleep(behaviour.latency)

@@ -39,11 +39,19 @@ export const recipients = (count: number, from = 1): ReadonlyArray<Recipient.New
 
 export type Services = Broadcaster | MemoryTransport.MemoryTransport | BroadcastTransport | ProgressStore.ProgressStore
 
-/** The engine over `ProgressStore.ProgressStore.layerMemory` and a `MemoryTransport`. */
-export const layer = (options: MemoryTransport.Options = {}): Layer.Layer<Services> =>
-  Broadcaster.layer.pipe(
-    Layer.provideMerge(Layer.merge(ProgressStore.ProgressStore.layerMemory, MemoryTransport.layer(options)))
-  )
+/**
+ * The engine over `ProgressStore.ProgressStore.layerMemory` and a `MemoryTransport`; `Broadcaster.layer` unless a
+ * `RateLimiter` is given.
+ */
+export const layer = (
+  options: MemoryTransport.Options = {},
+  rateLimiter?: Layer.Layer<RateLimiter.RateLimiter>
+): Layer.Layer<Services> =>
+  (rateLimiter === undefined
+    ? Broadcaster.layer
+    : Broadcaster.layerWithRateLimiter.pipe(Layer.provide(rateLimiter))).pipe(
+      Layer.provideMerge(Layer.merge(ProgressStore.ProgressStore.layerMemory, MemoryTransport.layer(options)))
+    )
 
 /** The in-process `RateLimiter`, as `Broadcaster.layer` uses it. */
 export const limiter = RateLimiter.layer.pipe(Layer.provide(RateLimiter.layerStoreMemory))
@@ -67,8 +75,9 @@ export const stallingLimiter = (from: number, to: number): Layer.Layer<RateLimit
   ).pipe(Layer.provide(limiter))
 
 /** Runs a test body against a fresh engine. */
-export const withEngine = (options: MemoryTransport.Options = {}) => <A, E, R>(body: Effect.Effect<A, E, R>) =>
-  Effect.provide(body, layer(options))
+export const withEngine =
+  (options: MemoryTransport.Options = {}, rateLimiter?: Layer.Layer<RateLimiter.RateLimiter>) =>
+  <A, E, R>(body: Effect.Effect<A, E, R>) => Effect.provide(body, layer(options, rateLimiter))
 
 /** The store and transport alone, so a test can build engines over them and "crash" one by closing its scope. */
 export const backing = (options: MemoryTransport.Options = {}) =>

@@ -5,7 +5,15 @@ import { Broadcaster, type Snapshot } from "@crier/core/Broadcaster"
 import { assert, describe, it } from "@effect/vitest"
 import { DateTime, Duration, Effect, Fiber, Option, Stream } from "effect"
 import { TestClock } from "effect/testing"
-import { assertConsistent, rowOf, runFor, started, submitted, withEngine } from "./Broadcaster.fixtures.ts"
+import {
+  assertConsistent,
+  rowOf,
+  runFor,
+  stallingLimiter,
+  started,
+  submitted,
+  withEngine
+} from "./Broadcaster.fixtures.ts"
 
 /** The most hand-offs in any window [t, t + width) of the sorted times. */
 const busiest = (times: ReadonlyArray<number>, width: number): number => {
@@ -35,6 +43,19 @@ describe("Broadcaster pacing", () => {
       assert.strictEqual(busiest(times, 1000), 50)
       assert.strictEqual(DateTime.toEpochMillis(done.completedAt!), 19_980)
     }).pipe(withEngine({ profile: "meta" })))
+
+  it.effect("meta: after a stall, the overdue messages catch up, but no second sees more than 50", () =>
+    Effect.gen(function*() {
+      const id = yield* started(1000, { policy: new Broadcast.Policy({ messagesPerSecond: 50 }) })
+      const done = yield* runFor(id, "1 minute")
+      assert.strictEqual(done.status, "completed")
+      const times = yield* handOffTimes
+      assert.strictEqual(times.length, 1000)
+      // Every worker due from 5,010 to 5,300 woke at 5,300 (a GC pause, a busy CPU): they go together, once.
+      assert.strictEqual(times.filter((time) => time === 5300).length, 15)
+      assert.strictEqual(busiest(times, 1000), 50)
+      assert.strictEqual(times[999], 19_980)
+    }).pipe(withEngine({ profile: "meta" }, stallingLimiter(5010, 5300))))
 
   it.effect("keebai: a paced batch transport sends one second's worth per call, on the second", () => {
     const sizes: Array<number> = []

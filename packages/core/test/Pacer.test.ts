@@ -3,8 +3,7 @@ import type { Capabilities } from "@crier/core/BroadcastTransport"
 import * as Pacer from "@crier/core/Pacer"
 import * as TemplateSpec from "@crier/core/TemplateSpec"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, DateTime, Effect, Fiber, Layer, Option } from "effect"
-import { RateLimiter } from "effect/persistence"
+import { Clock, DateTime, Effect, Fiber, Option } from "effect"
 import { TestClock } from "effect/testing"
 import { limiter, stallingLimiter } from "./Broadcaster.fixtures.ts"
 
@@ -49,11 +48,7 @@ const grants = (
     const fiber = yield* Effect.forkChild(
       Effect.forEach(
         Array.from({ length: times }),
-        () =>
-          Effect.andThen(
-            pacer.acquire(target, options.caps ?? capabilities, options.messages ?? 1),
-            Clock.currentTimeMillis
-          ),
+        () => pacer.acquire(target, options.caps ?? capabilities, options.messages ?? 1, Clock.currentTimeMillis),
         { concurrency: options.concurrency ?? 1 }
       )
     )
@@ -89,12 +84,48 @@ describe("Pacer", () => {
       const pacer = yield* Pacer.make
       const target = yield* broadcast({ messagesPerSecond: 50 })
       const times = yield* grants(pacer, target, 1000, { concurrency: 16 })
-      // The 14 slots from 5,020 to 5,280 woke at 5,300 with its own: without the log, [5,300, 6,300) would see 64.
+      // The 14 due from 5,020 to 5,280 woke at 5,300 and went with its own: without the log, [5,300, 6,300) saw 64.
       assert.strictEqual(times.filter((time) => time === 5300).length, 15)
       assert.strictEqual(busiest(times, 1000), 50)
       // The catch-up keeps the rate: the run still ends at 19,980.
       assert.strictEqual(times[999], 19_980)
     }).pipe(Effect.provide(stallingLimiter(5010, 5300))))
+
+  it.effect("a hand-off counts once it has started: a clock tick before the transport's read lets no 51st in", () =>
+    Effect.gen(function*() {
+      const pacer = yield* Pacer.make
+      const target = yield* broadcast({ messagesPerSecond: 50 })
+      const test = yield* Clock.Clock
+      let skew = 0
+      const now = () => test.currentTimeMillisUnsafe() + skew
+      // The TestClock, ahead by `skew`: under load, the transport's own read of the clock may fall in the millisecond
+      // after the pacer's.
+      const ticking: Clock.Clock = {
+        currentTimeMillisUnsafe: now,
+        currentTimeMillis: Effect.sync(now),
+        currentTimeNanosUnsafe: () => BigInt(now()) * 1_000_000n,
+        currentTimeNanos: Effect.sync(() => BigInt(now()) * 1_000_000n),
+        monotonicTimeNanosUnsafe: () => test.monotonicTimeNanosUnsafe(),
+        monotonicTimeNanos: test.monotonicTimeNanos,
+        sleep: (duration) => test.sleep(duration)
+      }
+      let started = 0
+      // The transport's instant for the hand-off; the clock ticks over just before it on every 7th.
+      const request = Effect.sync(() => {
+        if (++started % 7 === 0) skew++
+        return now()
+      })
+      const fiber = yield* Effect.forkChild(
+        Effect.forEach(Array.from({ length: 1000 }), () => pacer.acquire(target, capabilities, 1, request), {
+          concurrency: 16
+        }).pipe(Effect.provideService(Clock.Clock, ticking))
+      )
+      yield* TestClock.adjust("1 minute")
+      const times = (yield* Fiber.join(fiber)).slice().sort((a, b) => a - b)
+      assert.strictEqual(busiest(times, 1000), 50)
+      // Each tick costs the rate at most its millisecond.
+      assert.isAtMost(times[999]! - times[0]!, 19_980 + skew)
+    }).pipe(Effect.provide(limiter)))
 
   it.effect("a batch of n takes n tokens and goes when its last one is due", () =>
     Effect.gen(function*() {
@@ -118,7 +149,7 @@ describe("Pacer", () => {
           [a, b, other].map((target) =>
             Effect.forEach(
               Array.from({ length: 10 }),
-              () => Effect.andThen(pacer.acquire(target, capabilities, 1), Clock.currentTimeMillis)
+              () => pacer.acquire(target, capabilities, 1, Clock.currentTimeMillis)
             )
           ),
           { concurrency: "unbounded" }
@@ -196,7 +227,7 @@ describe("Pacer", () => {
         yield* pacer.awaitRelease(target)
         return yield* Effect.forEach(
           Array.from({ length: 5 }),
-          () => Effect.andThen(pacer.acquire(target, capabilities, 1), Clock.currentTimeMillis)
+          () => pacer.acquire(target, capabilities, 1, Clock.currentTimeMillis)
         )
       }))
       yield* TestClock.adjust("1 minute")
