@@ -1,0 +1,2 @@
+export * as KeebaiBulk from "./KeebaiBulk.ts"
+export * as KeebaiWebhook from "./KeebaiWebhook.ts"
