@@ -23,7 +23,7 @@ import * as Scenario from "./crash/scenario.ts"
 import * as Postgres from "./fixtures/postgres.ts"
 
 const recipients = 3_000
-/** Per policy and store: 32 kills per store. */
+/** Per policy and store: twice this many kills per store. */
 const killsPerPolicy = 16
 const policies: ReadonlyArray<Broadcast.InDoubtPolicy> = ["at-most-once", "at-least-once"]
 
@@ -72,7 +72,7 @@ const runPolicies = <E, R>(
 
 describe("crash safety under kill -9", () => {
   it.live(
-    "SQLite: killed 32 times and recovered, nothing recorded is resent and nothing sent is lost",
+    `SQLite: killed ${2 * killsPerPolicy} times and recovered, nothing recorded is resent and nothing sent is lost`,
     () =>
       runPolicies("sqlite", (policy) =>
         Effect.sync(() => {
@@ -89,7 +89,9 @@ describe("crash safety under kill -9", () => {
 
   if (Postgres.available) {
     it.live(
-      "PostgreSQL: killed 32 times and recovered, nothing recorded is resent and nothing sent is lost",
+      `PostgreSQL: killed ${
+        2 * killsPerPolicy
+      } times and recovered, nothing recorded is resent and nothing sent is lost`,
       () =>
         Effect.scoped(
           runPolicies("postgres", () =>
@@ -117,7 +119,6 @@ describe("crash safety under kill -9", () => {
 describe("crash checks", () => {
   const broadcastId = "bc_01KA0000000000000000000000"
   const total = 45
-  const refusedSeq = 41
   type RowPatch = Partial<Check.Row>
   const row = (seq: number, patch: RowPatch = {}): Check.Row => ({
     seq,
@@ -156,7 +157,16 @@ describe("crash checks", () => {
       [findings.accepted, findings.failed, findings.inDoubt, findings.inDoubtSent, findings.inDoubtUnsent],
       [total - 3, 1, 2, 1, 1]
     )
-    assert.strictEqual(rows[refusedSeq - 1]!.status, "failed")
+  })
+
+  it("a failure the provider never gave, a refused recipient journaled, a wrong failure code", () => {
+    const { journal, rows } = clean()
+    rows[1] = row(2, { status: "failed", providerMessageId: null, hasAcceptedAt: false, failureCode: "131026" })
+    rows[40] = row(41, { failureCode: "500" })
+    const violations = analyze("at-most-once", rows, [...journal, entry(41, 1, 99)]).violations.join("\n")
+    assert.include(violations, "recipient 2 failed but the provider never refused it")
+    assert.include(violations, "refused recipient 41 was journaled")
+    assert.include(violations, "recipient 41 failed with code 500")
   })
 
   it("a recipient journaled again after its acceptance was recorded", () => {
@@ -205,6 +215,10 @@ describe("crash checks", () => {
     assert.include(
       analyze("at-most-once", many, journal).violations.join("\n"),
       `killed run 1 left ${sent.size} journaled messages unrecorded`
+    )
+    assert.include(
+      analyze("at-most-once", many, journal).violations.join("\n"),
+      `${sent.size} rows in_doubt after 1 kills of at most ${Protocol.claimSize} in flight each`
     )
   })
 
