@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// The process edge: Node services, the runtime's exit-code handling, nothing else.
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Effect } from "effect"
-import { run } from "./Cli.ts"
+// The process edge: Node's compile cache and warnings, then the program on Node services with the runtime's exit
+// codes, nothing else. The program is imported after the cache is on, so its modules load from the cache.
+import "./internal/quietWarnings.ts"
+import { enableCompileCache } from "node:module"
 
-run(process.argv.slice(2)).pipe(Effect.provide(NodeServices.layer), NodeRuntime.runMain)
+enableCompileCache()
+const { main } = await import("./main.ts")
+main(process.argv.slice(2))

@@ -10,7 +10,10 @@ const sample = join(import.meta.dirname, "..", "..", "..", "examples", "data", "
 const sampleTemplate = "Hi {{first_name}}, your order {{order_id}} ships today."
 
 const crier = (...args: ReadonlyArray<string>) => {
-  const result = spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } })
+  const result = spawnSync(process.execPath, [bin, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1" }
+  })
   return { status: result.status, stdout: result.stdout, stderr: result.stderr }
 }
 
@@ -99,7 +102,11 @@ describe("crier validate", () => {
     ["an unknown region", [sample, "--params", "1", "--default-region", "XX"], /not a known country code/],
     ["an unknown flag", [sample, "--params", "1", "--bogus"], /--bogus/],
     ["a file without a phone column", [file("nophone.csv", "name,param1\nAna,x\n"), "--params", "1"], /phone/],
-    ["a binary file", [file("binary.csv", new Uint8Array([0x50, 0x4b, 3, 4, 0, 0, 1, 2])), "--params", "1"], /Excel|CSV/]
+    [
+      "a binary file",
+      [file("binary.csv", new Uint8Array([0x50, 0x4b, 3, 4, 0, 0, 1, 2])), "--params", "1"],
+      /Excel|CSV/
+    ]
   ]
   for (const [what, args, message] of usageErrors) {
     it(`exits 2 with one clear line for ${what}`, () => {
