@@ -374,7 +374,7 @@ export const make: Effect.Effect<Store, ProgressStore.StoreError, SqlClient.SqlC
       function*(id, request) {
         if (request.limit <= 0) return []
         const at = DateTime.toEpochMillis(request.now)
-        const leaseUntil = at + request.leaseMillis
+        const leaseUntil = Math.ceil(at + request.leaseMillis)
         if (dialect.name === "pg") {
           const after = claimedThrough.get(id) ?? 0
           // The rows are updated by their `ctid` (each locked, so it cannot move): joining on the key instead lets the

@@ -634,6 +634,16 @@ export const suite = (name: string, storeLayer: Layer.Layer<ProgressStore.Progre
         Effect.gen(function*() {
           assert.deepStrictEqual(yield* claim(yield* Broadcast.makeId, 10, 0), [])
         }))
+
+      it.effect("a fractional lease (a rate that paces a batch in 588.2 ms) is taken and expires after it", () =>
+        Effect.gen(function*() {
+          const store = yield* Store
+          const { id } = yield* fill(1)
+          const claimed = yield* store.claim(id, { limit: 1, owner: "worker-1", leaseMillis: 588.2, now: at(0) })
+          assert.deepStrictEqual(claimed.map((r) => r.seq), [1])
+          assert.strictEqual(yield* store.releaseLeases(id, { expiredBy: at(0.5), to: "pending" }), 0)
+          assert.strictEqual(yield* store.releaseLeases(id, { expiredBy: at(1), to: "pending" }), 1)
+        }))
     })
 
     describe("recordReceipts", () => {
