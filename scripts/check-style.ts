@@ -33,7 +33,9 @@ const problems = files.flatMap((file) => {
   return readFileSync(file, "utf8").split("\n").flatMap((line, index) =>
     line.trimStart().startsWith("//") || line.trimStart().startsWith("*")
       ? []
-      : rules.filter((rule) => rule.pattern.test(line)).map((rule) => `${rel}:${index + 1}: ${rule.why}\n  ${line.trim()}`)
+      : rules.filter((rule) => rule.pattern.test(line)).map((rule) =>
+        `${rel}:${index + 1}: ${rule.why}\n  ${line.trim()}`
+      )
   )
 })
 

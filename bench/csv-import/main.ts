@@ -38,11 +38,16 @@ if (statSync(file, { throwIfNoEntry: false }) === undefined) {
 const megabytes = statSync(file).size / 1024 / 1024
 
 const spec = Result.getOrThrow(
-  TemplateSpec.fromText("Hi {{first_name}}, your order {{order_id}} ships today.", { name: "order_update", language: "en" })
+  TemplateSpec.fromText("Hi {{first_name}}, your order {{order_id}} ships today.", {
+    name: "order_update",
+    language: "en"
+  })
 )
 const started = performance.now()
 const report = await Effect.runPromise(
-  CsvImport.report(file, CsvImport.fromFile(file, { spec, defaultRegion: "US" })).pipe(Effect.provide(NodeServices.layer))
+  CsvImport.report(file, CsvImport.fromFile(file, { spec, defaultRegion: "US" })).pipe(
+    Effect.provide(NodeServices.layer)
+  )
 )
 const seconds = (performance.now() - started) / 1000
 const peakRssMb = process.resourceUsage().maxRSS / 1024
@@ -54,4 +59,10 @@ console.log(
 console.log(`time          ${seconds.toFixed(2)} s`)
 console.log(`rows/s        ${Math.round(report.rows / seconds)}`)
 console.log(`peak RSS      ${peakRssMb.toFixed(0)} MB`)
-console.log(JSON.stringify({ rows: report.rows, rows_per_s: Math.round(report.rows / seconds), peak_rss_mb: Math.round(peakRssMb) }))
+console.log(
+  JSON.stringify({
+    rows: report.rows,
+    rows_per_s: Math.round(report.rows / seconds),
+    peak_rss_mb: Math.round(peakRssMb)
+  })
+)

@@ -1,7 +1,7 @@
 // Deterministic recipient CSV generator for the sample data, the import benchmark and large tests.
 // Usage: node bench/data/generate-recipients.ts --rows 10000 --out examples/data/recipients.csv [--seed 7]
-import { createWriteStream } from "node:fs"
 import { once } from "node:events"
+import { createWriteStream } from "node:fs"
 import { parseArgs } from "node:util"
 
 export interface GenerateOptions {
@@ -21,9 +21,39 @@ const prng = (seed: number) => () => {
   return ((t ^ (t >>> 14)) >>> 0) / 4294967296
 }
 
-const firstNames = ["Ana", "Bruno", "Chloé", "Dmitri", "Émilie", "Fatima", "Gustavo", "Hiro", "Ingrid", "José", "Kwame",
-  "Lucía", "Mateus", "Nadia", "Olu", "Priya", "Quentin", "Rania", "Søren", "Tomás", "Uma", "Valentina", "Wei", "Yusuf",
-  "Zoë", "さくら", "فاطمة", "Олег", "प्रिया", "Ana 🌻", "李雷"]
+const firstNames = [
+  "Ana",
+  "Bruno",
+  "Chloé",
+  "Dmitri",
+  "Émilie",
+  "Fatima",
+  "Gustavo",
+  "Hiro",
+  "Ingrid",
+  "José",
+  "Kwame",
+  "Lucía",
+  "Mateus",
+  "Nadia",
+  "Olu",
+  "Priya",
+  "Quentin",
+  "Rania",
+  "Søren",
+  "Tomás",
+  "Uma",
+  "Valentina",
+  "Wei",
+  "Yusuf",
+  "Zoë",
+  "さくら",
+  "فاطمة",
+  "Олег",
+  "प्रिया",
+  "Ana 🌻",
+  "李雷"
+]
 const cities = ["São Paulo", "New York", "Ciudad de México", "London", "Mumbai", "Madrid", "Lagos", "東京"]
 
 // Numbers that libphonenumber's metadata accepts as valid mobiles, in several countries and writings.
@@ -52,8 +82,15 @@ const validNumber = (n: number, pick: number): { readonly e164: string; readonly
     }
   }
 }
-const invalidNumbers = ["12345", "+1 415 555", "not a number", "5.51199E+12", "+999 1234 5678", "+1 (000) 000-0000",
-  "+44 1"]
+const invalidNumbers = [
+  "12345",
+  "+1 415 555",
+  "not a number",
+  "5.51199E+12",
+  "+999 1234 5678",
+  "+1 (000) 000-0000",
+  "+44 1"
+]
 
 const quote = (value: string) => /[",\n\r]/.test(value) ? `"${value.replaceAll("\"", "\"\"")}"` : value
 
