@@ -48,10 +48,12 @@ export const maxDelay = Duration.minutes(5)
 /** Jitter adds up to this share of the step, so a step never overlaps the next one (factor 2 > 1 + 0.5). */
 export const jitterShare = 0.5
 
-/** The exponential step for an attempt, `jitter` in [0, 1). */
+/** The exponential step for an attempt, `jitter` in [0, 1), in whole milliseconds (stores keep instants as integers). */
 export const backoff = (attempt: number, jitter: number): Duration.Duration =>
   Duration.min(
-    Duration.millis(Duration.toMillis(baseDelay) * 2 ** (Math.max(1, attempt) - 1) * (1 + jitterShare * jitter)),
+    Duration.millis(
+      Math.round(Duration.toMillis(baseDelay) * 2 ** (Math.max(1, attempt) - 1) * (1 + jitterShare * jitter))
+    ),
     maxDelay
   )
 

@@ -46,6 +46,14 @@ describe("RetryPolicy", () => {
     )
   })
 
+  it("backs off in whole milliseconds, which every store can keep", () => {
+    for (const jitter of [0.1234567, 0.5, 0.98765]) {
+      for (const attempt of [1, 2, 3, 7]) {
+        assert.isTrue(Number.isInteger(Duration.toMillis(RetryPolicy.backoff(attempt, jitter))))
+      }
+    }
+  })
+
   it("never retries a permanent recipient failure", () => {
     for (const code of [131026, 131050, 131049]) {
       const decision = RetryPolicy.decideWith(meta(code), at(1), 0)
