@@ -75,9 +75,12 @@ export const decideWith = (error: TransportError.TransportError, attempt: Attemp
     return { _tag: "Fail", code: codeOf(error), reason: describe(error) }
   }
   const reason = error.reason
-  const delay = reason._tag === "PairRateLimited"
-    ? pairBackoff(attempt.attempt)
-    : Option.getOrElse(error.retryAfter, () => backoff(attempt.attempt, jitter))
+  // Rounded up to whole milliseconds: the instant is stored, and a provider's retryAfter may be fractional.
+  const delay = Duration.millis(Math.ceil(Duration.toMillis(
+    reason._tag === "PairRateLimited"
+      ? pairBackoff(attempt.attempt)
+      : Option.getOrElse(error.retryAfter, () => backoff(attempt.attempt, jitter))
+  )))
   const slowDown: Option.Option<SlowDown> = reason._tag === "RateLimited"
     ? Option.some(reason.limit === "sender" ? "sender" : "transport")
     : Option.none()

@@ -46,6 +46,11 @@ describe("RetryPolicy", () => {
     )
   })
 
+  it("rounds a fractional retryAfter up to whole milliseconds", () => {
+    const error = TransportError.fromMetaError({ code: 130429, provider: "meta", retryAfter: Duration.millis(588.2) })
+    assert.strictEqual(millis(RetryPolicy.decideWith(error, at(1), 0)), 589)
+  })
+
   it("backs off in whole milliseconds, which every store can keep", () => {
     for (const jitter of [0.1234567, 0.5, 0.98765]) {
       for (const attempt of [1, 2, 3, 7]) {
