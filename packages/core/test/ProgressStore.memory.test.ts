@@ -8,7 +8,7 @@ import * as TemplateParams from "@crier/core/TemplateParams"
 import * as TemplateSpec from "@crier/core/TemplateSpec"
 import { suite } from "@crier/core/testing/ProgressStoreSuite"
 import { assert, describe, it } from "@effect/vitest"
-import { DateTime, Effect, Equal, Option, Result, Schema } from "effect"
+import { DateTime, Effect, Option, Result } from "effect"
 
 suite("ProgressStore.layerMemory", ProgressStore.ProgressStore.layerMemory)
 
@@ -81,63 +81,6 @@ describe("ProgressStore.layerMemory", () => {
       const counts = yield* store.counts(id)
       assert.strictEqual(counts.delivered, total)
       assert.strictEqual(counts.total, total)
-    }).pipe(Effect.provide(ProgressStore.ProgressStore.layerMemory)))
-
-  it.effect("rows come out as the instances Recipient's constructor makes, without its parsing", () =>
-    Effect.gen(function*() {
-      const store = yield* ProgressStore.ProgressStore
-      const { id } = yield* draft
-      const given = recipients(2)
-      yield* store.insertRecipients(id, given)
-      const claimed = yield* store.claim(id, { limit: 2, owner: "w", leaseMillis: 60_000, now })
-      const later = DateTime.makeUnsafe(DateTime.toEpochMillis(now) + 1000)
-      yield* store.recordReceipts(id, [
-        { _tag: "Accepted", seq: 1, providerMessageId: "m-1" },
-        { _tag: "Retry", seq: 2, notBefore: later, error: "timeout" }
-      ], now)
-      const listed = (yield* store.recipients(id, { limit: 10 })).items
-      const latest = Option.getOrThrow(yield* store.latestForAddress(given[0]!.address))
-      const fields = (seq: number) => ({
-        broadcastId: id,
-        seq,
-        address: given[seq - 1]!.address,
-        params: given[seq - 1]!.params,
-        metadata: {}
-      })
-      const expected = [
-        [claimed[0], { ...fields(1), status: RecipientStatus.submitting, attempts: 1, updatedAt: now }],
-        [claimed[1], { ...fields(2), status: RecipientStatus.submitting, attempts: 1, updatedAt: now }],
-        [listed[0], {
-          ...fields(1),
-          status: RecipientStatus.accepted,
-          attempts: 1,
-          updatedAt: now,
-          providerMessageId: "m-1",
-          acceptedAt: now
-        }],
-        [listed[1], {
-          ...fields(2),
-          status: RecipientStatus.pending,
-          attempts: 1,
-          updatedAt: now,
-          lastError: "timeout",
-          notBefore: later
-        }],
-        [latest, { ...listed[0]! }]
-      ] as const
-      for (const [row, want] of expected) {
-        const made = new Recipient.Recipient(want)
-        assert.instanceOf(row, Recipient.Recipient)
-        assert.isTrue(Schema.is(Recipient.Recipient)(row))
-        assert.deepStrictEqual(row, made)
-        assert.deepStrictEqual(Reflect.ownKeys(row!), Reflect.ownKeys(made))
-        assert.strictEqual(String(row), String(made))
-        assert.isTrue(Equal.equals(row, made))
-        assert.deepStrictEqual(
-          Schema.encodeSync(Recipient.Recipient)(row!),
-          Schema.encodeSync(Recipient.Recipient)(made)
-        )
-      }
     }).pipe(Effect.provide(ProgressStore.ProgressStore.layerMemory)))
 
   it.effect("many retry cycles keep claim order and nextRetryAt exact", () =>

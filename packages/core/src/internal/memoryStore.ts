@@ -19,30 +19,17 @@ import * as BroadcastStatus from "../BroadcastStatus.ts"
 import * as ProgressStore from "../ProgressStore.ts"
 import * as Recipient from "../Recipient.ts"
 import * as RecipientStatus from "../RecipientStatus.ts"
+import * as RecipientUpdate from "../RecipientUpdate.ts"
 import type * as StatusEvent from "../StatusEvent.ts"
 
 type Store = (typeof ProgressStore.ProgressStore)["Service"]
 
-type Stamp = "acceptedAt" | "sentAt" | "deliveredAt" | "readAt" | "repliedAt" | "failedAt"
-
-interface Row {
+interface Row extends RecipientUpdate.Row<DateTime.Utc> {
   readonly broadcastId: Broadcast.BroadcastId
   readonly seq: number
   readonly address: Address.Address
   readonly params: Recipient.NewRecipient["params"]
   readonly metadata: Recipient.NewRecipient["metadata"]
-  status: RecipientStatus.RecipientStatus
-  attempts: number
-  providerMessageId: string | undefined
-  lastError: string | undefined
-  notBefore: DateTime.Utc | undefined
-  updatedAt: DateTime.Utc
-  acceptedAt: DateTime.Utc | undefined
-  sentAt: DateTime.Utc | undefined
-  deliveredAt: DateTime.Utc | undefined
-  readAt: DateTime.Utc | undefined
-  repliedAt: DateTime.Utc | undefined
-  failedAt: DateTime.Utc | undefined
   /** Epoch millis at which the lease of a `submitting` row runs out. */
   leaseUntil: number
   /** Whether the row has an entry in `ready` (so it is pushed at most once). */
@@ -109,47 +96,7 @@ const millis = DateTime.toEpochMillis
 // ---------------------------------------------------------------------------------------------------------------
 // Rows
 
-const toRecipient = (row: Row): Recipient.Recipient => {
-  // Every field was validated on its way in. The constructor would parse all of them again (even with
-  // `disableChecks`, about 3 µs a row: the largest cost of a claim), and Effect has no public constructor for trusted
-  // fields. So the instance is made as the constructor makes it: the class's prototype with the fields as own
-  // properties, in the schema's order (the memory store's tests check that the two stay alike).
-  const recipient: Mutable<Recipient.Recipient> = Object.create(Recipient.Recipient.prototype)
-  recipient.broadcastId = row.broadcastId
-  recipient.seq = row.seq
-  recipient.address = row.address
-  recipient.params = row.params
-  recipient.metadata = row.metadata
-  recipient.status = row.status
-  recipient.attempts = row.attempts
-  if (row.providerMessageId !== undefined) recipient.providerMessageId = row.providerMessageId
-  if (row.lastError !== undefined) recipient.lastError = row.lastError
-  if (row.notBefore !== undefined) recipient.notBefore = row.notBefore
-  recipient.updatedAt = row.updatedAt
-  if (row.acceptedAt !== undefined) recipient.acceptedAt = row.acceptedAt
-  if (row.sentAt !== undefined) recipient.sentAt = row.sentAt
-  if (row.deliveredAt !== undefined) recipient.deliveredAt = row.deliveredAt
-  if (row.readAt !== undefined) recipient.readAt = row.readAt
-  if (row.repliedAt !== undefined) recipient.repliedAt = row.repliedAt
-  if (row.failedAt !== undefined) recipient.failedAt = row.failedAt
-  return recipient
-}
-
-// The provider ladder: a status on it implies every step below it, so it fills their timestamps too.
-const ladder: ReadonlyArray<readonly [RecipientStatus.Tag, Stamp]> = [
-  ["accepted", "acceptedAt"],
-  ["sent", "sentAt"],
-  ["delivered", "deliveredAt"],
-  ["read", "readAt"],
-  ["replied", "repliedAt"]
-]
-const ladderStep: Partial<Record<RecipientStatus.Tag, number>> = Object.fromEntries(
-  ladder.map(([tag], index) => [tag, index])
-)
-
-// Statuses a provider can report. The others are the engine's own moves: an event carrying one is not news.
-const isObservable = (status: RecipientStatus.RecipientStatus): boolean =>
-  status._tag !== "skipped" && RecipientStatus.rank(status._tag) > RecipientStatus.rank("in_doubt")
+const toRecipient = (row: Row): Recipient.Recipient => Recipient.fromStored(row, (instant) => instant)
 
 // ---------------------------------------------------------------------------------------------------------------
 // The store
@@ -226,50 +173,18 @@ export const make = (): Store => {
     return true
   }
 
-  const stamp = (row: Row, field: Stamp, at: DateTime.Utc): boolean => {
-    const current = row[field]
-    if (current !== undefined && millis(current) <= millis(at)) return false
-    row[field] = at
-    if (field === "acceptedAt" && current === undefined) {
+  // The shared row rules (`RecipientUpdate`), with this store's counts and indexes kept in step.
+  const hooks: RecipientUpdate.Hooks<DateTime.Utc, Row> = {
+    millis,
+    fromDateTime: (instant) => instant,
+    setStatus: (row, status) => setStatus(broadcasts.get(row.broadcastId)!, row, status),
+    requeued: (row) => enqueue(broadcasts.get(row.broadcastId)!, row),
+    accepted: (row) => {
       const rows = acceptedByAddress.get(row.address)
       if (rows === undefined) acceptedByAddress.set(row.address, [row])
       else rows.push(row)
-    }
-    return true
-  }
-
-  // Merges an observed status into a row: forward only, timestamps earliest-wins, so the end state does not depend
-  // on the order or repetition of observations. Returns whether the row changed.
-  const observe = (
-    entry: Entry,
-    row: Row,
-    incoming: RecipientStatus.RecipientStatus,
-    at: DateTime.Utc,
-    providerMessageId: string | undefined,
-    now: DateTime.Utc
-  ): boolean => {
-    // A skipped row was never sent: nothing merges into it (and `skipped` never goes into `merge`).
-    if (row.status._tag === "skipped") return false
-    const merged = RecipientStatus.merge(row.status, incoming)
-    let changed = merged !== row.status
-    if (changed) {
-      // Evidence of delivery replaced a failure: the row ends as if the failure had arrived after it (ignored).
-      if (row.status._tag === "failed" && merged._tag !== "failed") row.failedAt = undefined
-      setStatus(entry, row, merged)
-    }
-    const step = ladderStep[incoming._tag]
-    if (step !== undefined) {
-      for (let i = 0; i <= step; i++) changed = stamp(row, ladder[i]![1], at) || changed
-    } else if (incoming._tag === "failed" && merged._tag === "failed") {
-      changed = stamp(row, "failedAt", at) || changed
-    }
-    if (providerMessageId !== undefined && row.providerMessageId === undefined) {
-      row.providerMessageId = providerMessageId
-      byProviderMessageId.set(providerMessageId, row)
-      changed = true
-    }
-    if (changed) row.updatedAt = now
-    return changed
+    },
+    identified: (row) => byProviderMessageId.set(row.providerMessageId!, row)
   }
 
   const patched = (
@@ -431,28 +346,7 @@ export const make = (): Store => {
       if (entry === undefined) return
       for (const outcome of outcomes) {
         const row = entry.rows[outcome.seq - 1]
-        if (row === undefined) continue
-        switch (outcome._tag) {
-          case "Accepted":
-            observe(entry, row, RecipientStatus.accepted, now, outcome.providerMessageId, now)
-            break
-          case "Failed":
-            observe(entry, row, RecipientStatus.failed(outcome.reason, outcome.code), now, undefined, now)
-            break
-          case "Retry":
-            if (row.status._tag === "submitting") {
-              row.notBefore = outcome.notBefore
-              row.lastError = outcome.error
-              move(entry, row, RecipientStatus.pending, now)
-            }
-            break
-          case "Released":
-            if (row.status._tag === "submitting") {
-              row.attempts--
-              move(entry, row, RecipientStatus.pending, now)
-            }
-            break
-        }
+        if (row !== undefined) RecipientUpdate.receive(hooks, row, outcome, now)
       }
     }),
 
@@ -465,8 +359,8 @@ export const make = (): Store => {
         const row = rowOf(event.ref)
         if (row === undefined) unknown++
         else if (
-          isObservable(event.status) &&
-          observe(broadcasts.get(row.broadcastId)!, row, event.status, event.at, event.providerMessageId, now)
+          RecipientUpdate.isObservable(event.status) &&
+          RecipientUpdate.observe(hooks, row, event.status, event.at, event.providerMessageId, now)
         ) applied++
         else unchanged++
       }

@@ -8,7 +8,7 @@
  * `TestClock`.
  */
 import { assert, describe, layer } from "@effect/vitest"
-import { DateTime, Effect, type Layer, Option, Random, Result, Schema } from "effect"
+import { DateTime, Effect, Equal, type Layer, Option, Random, Result, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import * as Address from "../Address.ts"
 import * as Broadcast from "../Broadcast.ts"
@@ -540,6 +540,69 @@ export const suite = (name: string, storeLayer: Layer.Layer<ProgressStore.Progre
           }
           check((yield* store.recipients(id, { limit: 10 })).items)
           check(yield* claim(id, 10, 0))
+        }))
+
+      // Stores hand out rows without Recipient's parsing (`Recipient.fromStored`): they must be what it makes.
+      it.effect("rows come out as the instances Recipient's constructor makes", () =>
+        Effect.gen(function*() {
+          const store = yield* Store
+          const { id } = yield* makeBroadcast()
+          const addresses = yield* freshAddresses(2)
+          const given = [
+            recipientFor(addresses[0]!, 0),
+            new Recipient.NewRecipient({
+              address: addresses[1]!,
+              params: new TemplateParams.TemplateParams({
+                body: { name: "Ana" },
+                header: { _tag: "media", kind: "image", link: "https://example.com/a.png" },
+                buttons: ["b-1"]
+              }),
+              metadata: { row: "1", city: "Lima" }
+            })
+          ]
+          yield* store.insertRecipients(id, given)
+          const claimed = yield* claim(id, 2, 1)
+          yield* receipts(id, [
+            { _tag: "Accepted", seq: 1, providerMessageId: `m-${id}` },
+            { _tag: "Retry", seq: 2, notBefore: at(2), error: "timeout" }
+          ], 1)
+          const listed = (yield* store.recipients(id, { limit: 10 })).items
+          const latest = Option.getOrThrow(yield* store.latestForAddress(addresses[0]!))
+          const fields = (seq: number) => ({
+            broadcastId: id,
+            seq,
+            address: given[seq - 1]!.address,
+            params: given[seq - 1]!.params,
+            metadata: given[seq - 1]!.metadata,
+            attempts: 1,
+            updatedAt: at(1)
+          })
+          const expected = [
+            [claimed[0], { ...fields(1), status: RecipientStatus.submitting }],
+            [claimed[1], { ...fields(2), status: RecipientStatus.submitting }],
+            [listed[0], {
+              ...fields(1),
+              status: RecipientStatus.accepted,
+              providerMessageId: `m-${id}`,
+              acceptedAt: at(1)
+            }],
+            [listed[1], { ...fields(2), status: RecipientStatus.pending, lastError: "timeout", notBefore: at(2) }],
+            [latest, { ...listed[0]! }]
+          ] as const
+          for (const [row, want] of expected) {
+            const made = new Recipient.Recipient(want)
+            assert.instanceOf(row, Recipient.Recipient)
+            assert.instanceOf(row!.params, TemplateParams.TemplateParams)
+            assert.isTrue(Schema.is(Recipient.Recipient)(row))
+            assert.deepStrictEqual(row, made)
+            assert.deepStrictEqual(Reflect.ownKeys(row!), Reflect.ownKeys(made))
+            assert.strictEqual(String(row), String(made))
+            assert.isTrue(Equal.equals(row, made))
+            assert.deepStrictEqual(
+              Schema.encodeSync(Recipient.Recipient)(row!),
+              Schema.encodeSync(Recipient.Recipient)(made)
+            )
+          }
         }))
 
       it.effect("inserts 10,000 rows in one call", () =>
