@@ -6,17 +6,19 @@
  * WAL and a busy timeout yourself).
  *
  * How the port's promises are kept:
- * - Every write is one transaction; a batch (insert, receipts, status events) is one statement for its rows whatever
- *   its size, the batch travelling as one JSON parameter. The status counts live in `crier_counts`, changed in the
- *   same transaction as the rows, so `counts` reads one row.
- * - Status events read their rows under lock, merge each item in order with the reference rules
- *   (`internal/progress.ts`, the rules of `ProgressStore.layerMemory`) and write the changed rows back. Receipts do
- *   the same for rows that are no longer `submitting`; for the others (nearly all) the outcome is the merge, so it is
- *   written without reading the row (`receiveSubmitting`).
+ * - Every write is one transaction; a batch (insert, receipts, status events) is one statement per table for its rows
+ *   whatever its size, the batch travelling as one JSON parameter. The status counts live in `crier_counts`, changed
+ *   in the same transaction as the rows, so `counts` reads one row.
+ * - Status events read their rows under lock, merge each item in order with the rules every store shares
+ *   (`RecipientUpdate`) and write the changed rows back. Receipts do the same for rows that are no longer
+ *   `submitting`; for the others (nearly all) the outcome is the merge, so it is written without reading the row
+ *   (`receiveSubmitting`).
  * - Claims take the lowest seqs among rows never claimed (`crier_recipients_fresh`) and rows back in `pending` whose
- *   time has come (`crier_recipients_ready`), so a claim's cost does not grow with the rows already sent. On
- *   PostgreSQL each candidate is locked with `FOR UPDATE SKIP LOCKED`, so concurrent claimers (processes, machines)
- *   never take the same row; on SQLite the writer lock does that.
+ *   time has come (`crier_recipients_ready`), so a claim's cost does not grow with the rows already sent (on
+ *   PostgreSQL, whose index keeps the entries of claimed rows until a vacuum, by reading on from the last seq it
+ *   claimed). On PostgreSQL each candidate is locked with `FOR UPDATE SKIP LOCKED`, so concurrent claimers
+ *   (processes, machines) never take the same row, and a claim is one statement, counts included; on SQLite the
+ *   writer lock does that.
  * - Row locks are taken in (broadcast, seq) order and the counts row last, so concurrent writers do not deadlock;
  *   PostgreSQL transactions that still lose a deadlock or a serialization conflict run again.
  */
@@ -25,6 +27,7 @@ import type * as Broadcast from "@crier/core/Broadcast"
 import * as BroadcastStatus from "@crier/core/BroadcastStatus"
 import * as ProgressStore from "@crier/core/ProgressStore"
 import * as RecipientStatus from "@crier/core/RecipientStatus"
+import * as RecipientUpdate from "@crier/core/RecipientUpdate"
 import type * as StatusEvent from "@crier/core/StatusEvent"
 import { DateTime, Effect, Layer, Option, Result } from "effect"
 import { SqlClient, SqlError } from "effect/sql"
@@ -97,8 +100,8 @@ export const make: Effect.Effect<Store, ProgressStore.StoreError, SqlClient.SqlC
 
   const now = Effect.map(DateTime.now, DateTime.toEpochMillis)
 
-  // Per broadcast, the highest seq this store claimed among rows never claimed before (PostgreSQL claims read on
-  // from there).
+  // Per broadcast, the highest seq this store claimed among rows never claimed before: PostgreSQL claims read on from
+  // there (SQLite's partial index drops a row as soon as it is claimed).
   const claimedThrough = new Map<string, number>()
 
   // Applies count changes, broadcast by broadcast in id order: the counts row is the last lock a write takes.
@@ -176,7 +179,7 @@ export const make: Effect.Effect<Store, ProgressStore.StoreError, SqlClient.SqlC
    * Records the outcomes of rows still `submitting` (the normal case: the receipt of the batch just claimed) in one
    * statement, without reading them first. Such a row was never accepted, failed or delivered (no status returns to
    * `submitting`), so it has no timestamp, provider id or failure to merge with: the outcome's values are the merge
-   * `Progress.receive` would compute. Returns the seqs it recorded.
+   * `RecipientUpdate.receive` would compute. Returns the seqs it recorded.
    */
   const receiveSubmitting = (
     id: Broadcast.BroadcastId,
@@ -322,14 +325,18 @@ export const make: Effect.Effect<Store, ProgressStore.StoreError, SqlClient.SqlC
           })
           const existing = new Map<string, number>()
           if (lastSeq > 0 && firstIndex.size > 0) {
-            const rows = yield* sql`SELECT r.address, r.seq
-              FROM ${
-              dialect.recordset(Array.from(firstIndex.keys(), (address) => ({ broadcast_id: id, address })), [
-                ["broadcast_id", "text"],
-                ["address", "text"]
-              ])
+            // One probe of the (broadcast, address) key per address, whatever the plan: as a join, PostgreSQL's plan
+            // for the prepared statement, made while the table was small and kept as it grows (without a vacuum to
+            // refresh the statistics), hashes the whole table on every batch.
+            const rows = yield* sql`SELECT address, seq FROM (
+                SELECT v.address, (
+                  SELECT a.seq FROM crier_addresses AS a WHERE a.broadcast_id = ${id} AND a.address = v.address
+                ) AS seq
+                FROM ${
+              dialect.recordset(Array.from(firstIndex.keys(), (address) => ({ address })), [["address", "text"]])
             }
-              JOIN crier_recipients AS r ON r.broadcast_id = v.broadcast_id AND r.address = v.address`
+              ) AS found
+              WHERE seq IS NOT NULL`
             for (const row of yield* decoded(Rows.decodeAll(rows, Rows.decodeAddressSeq))) {
               existing.set(row.address, row.seq)
             }
@@ -353,6 +360,8 @@ export const make: Effect.Effect<Store, ProgressStore.StoreError, SqlClient.SqlC
             })
           })
           if (fresh.length > 0) {
+            yield* sql`INSERT INTO crier_addresses (broadcast_id, address, seq)
+              SELECT ${id}, v.address, v.seq FROM ${dialect.recordset(fresh, [["seq", "int"], ["address", "text"]])}`
             yield* sql`INSERT INTO crier_recipients
               (broadcast_id, seq, address, params, metadata, status, attempts, updated_at)
               SELECT ${id}, v.seq, v.address, v.params, v.metadata, 'pending', 0, ${updatedAt}
@@ -375,77 +384,78 @@ export const make: Effect.Effect<Store, ProgressStore.StoreError, SqlClient.SqlC
         if (request.limit <= 0) return []
         const at = DateTime.toEpochMillis(request.now)
         const leaseUntil = Math.ceil(at + request.leaseMillis)
-        if (dialect.name === "pg") {
-          const after = claimedThrough.get(id) ?? 0
-          // The rows are updated by their `ctid` (each locked, so it cannot move): joining on the key instead lets the
-          // planner hash the whole broadcast once it guesses that most of a table is one broadcast. Rows never claimed
-          // are read from above the last one this store claimed (`after`): below it, the index holds the entries of
-          // claimed rows until a vacuum, and a claim walking them would slow down as the broadcast goes. Fresh rows
-          // can remain below it (another claimer skipped them, then rolled back), so they are read too when the rows
-          // above do not fill the claim. The counts change in the same statement, after the rows are locked.
-          const rows = yield* dialect.write(sql`WITH above AS (
-              SELECT ctid, seq FROM crier_recipients
-              WHERE broadcast_id = ${id} AND status = 'pending' AND ready_at IS NULL AND seq > ${after}
-              ORDER BY seq LIMIT ${request.limit} FOR UPDATE SKIP LOCKED
-            ), below AS (
-              SELECT ctid, seq FROM crier_recipients
-              WHERE broadcast_id = ${id} AND status = 'pending' AND ready_at IS NULL AND seq <= ${after}
-                AND (SELECT COUNT(*) FROM above) < ${request.limit}
-              ORDER BY seq LIMIT ${request.limit} FOR UPDATE SKIP LOCKED
-            ), due AS (
-              SELECT ctid, seq FROM crier_recipients
-              WHERE broadcast_id = ${id} AND status = 'pending' AND ready_at IS NOT NULL AND ready_at <= ${at}
-              ORDER BY seq LIMIT ${request.limit} FOR UPDATE SKIP LOCKED
-            ), claimed AS (
-              UPDATE crier_recipients
-              SET status = 'submitting', attempts = attempts + 1, lease_owner = ${request.owner},
-                lease_until = ${leaseUntil}, updated_at = ${at}
-              WHERE ctid = ANY(ARRAY(
-                SELECT ctid FROM (
-                  SELECT ctid, seq FROM above UNION ALL SELECT ctid, seq FROM below UNION ALL SELECT ctid, seq FROM due
-                ) AS candidates
-                ORDER BY seq LIMIT ${request.limit}
-              ))
-              RETURNING ${recipientSelect}
-            ), counted AS (
-              UPDATE crier_counts
-              SET pending = pending - (SELECT COUNT(*) FROM claimed), submitting = submitting + (SELECT COUNT(*) FROM claimed)
-              WHERE broadcast_id = ${id} AND EXISTS (SELECT 1 FROM claimed)
-            )
-            SELECT * FROM claimed`)
-          const recipients = yield* decoded(Rows.decodeAll(rows, Rows.decodeRecipient))
-          let through = claimedThrough.get(id) ?? 0
-          rows.forEach((row, i) => {
-            if (Rows.neverClaimed(row)) through = Math.max(through, recipients[i]!.seq)
-          })
-          claimedThrough.set(id, through)
-          return [...recipients].sort((a, b) => a.seq - b.seq)
-        }
-        const rows = yield* dialect.write(Effect.gen(function*() {
-          const claimed = yield* sql`UPDATE crier_recipients
-              SET status = 'submitting', attempts = attempts + 1, lease_owner = ${request.owner},
-                lease_until = ${leaseUntil}, updated_at = ${at}
-              WHERE broadcast_id = ${id} AND seq IN (
-                SELECT seq FROM (
-                  SELECT seq FROM crier_recipients
-                  WHERE broadcast_id = ${id} AND status = 'pending' AND ready_at IS NULL
+        const after = claimedThrough.get(id) ?? 0
+        const rows = yield* dialect.write(
+          dialect.name === "pg"
+            // The rows are updated by their `ctid` (each locked, so it cannot move): joining on the key instead lets
+            // the planner hash the whole broadcast once it guesses that most of a table is one broadcast. Rows never
+            // claimed are read from above the last one this store claimed (`after`): below it, the index holds the
+            // entries of claimed rows until a vacuum, and a claim walking them would slow down as the broadcast goes.
+            // Fresh rows can remain below it (another claimer skipped them, then rolled back), so they are read too
+            // when the rows above do not fill the claim. The counts change in the same statement, after the rows are
+            // locked.
+            ? sql`WITH above AS (
+                SELECT ctid, seq FROM crier_recipients
+                WHERE broadcast_id = ${id} AND status = 'pending' AND ready_at IS NULL AND seq > ${after}
+                ORDER BY seq LIMIT ${request.limit} FOR UPDATE SKIP LOCKED
+              ), below AS (
+                SELECT ctid, seq FROM crier_recipients
+                WHERE broadcast_id = ${id} AND status = 'pending' AND ready_at IS NULL AND seq <= ${after}
+                  AND (SELECT COUNT(*) FROM above) < ${request.limit}
+                ORDER BY seq LIMIT ${request.limit} FOR UPDATE SKIP LOCKED
+              ), due AS (
+                SELECT ctid, seq FROM crier_recipients
+                WHERE broadcast_id = ${id} AND status = 'pending' AND ready_at IS NOT NULL AND ready_at <= ${at}
+                ORDER BY seq LIMIT ${request.limit} FOR UPDATE SKIP LOCKED
+              ), claimed AS (
+                UPDATE crier_recipients
+                SET status = 'submitting', attempts = attempts + 1, lease_owner = ${request.owner},
+                  lease_until = ${leaseUntil}, updated_at = ${at}
+                WHERE ctid = ANY(ARRAY(
+                  SELECT ctid FROM (
+                    SELECT ctid, seq FROM above UNION ALL SELECT ctid, seq FROM below UNION ALL SELECT ctid, seq FROM due
+                  ) AS candidates
                   ORDER BY seq LIMIT ${request.limit}
-                )
-                UNION ALL
-                SELECT seq FROM (
-                  SELECT seq FROM crier_recipients
-                  WHERE broadcast_id = ${id} AND status = 'pending' AND ready_at IS NOT NULL AND ready_at <= ${at}
-                  ORDER BY seq LIMIT ${request.limit}
-                )
-                ORDER BY seq LIMIT ${request.limit}
+                ))
+                RETURNING ${recipientSelect}
+              ), counted AS (
+                UPDATE crier_counts
+                SET pending = pending - (SELECT COUNT(*) FROM claimed),
+                  submitting = submitting + (SELECT COUNT(*) FROM claimed)
+                WHERE broadcast_id = ${id} AND EXISTS (SELECT 1 FROM claimed)
               )
-              RETURNING ${recipientSelect}`
-          const deltas = Progress.noDeltas()
-          Progress.move(deltas, "pending", "submitting", claimed.length)
-          yield* applyDeltas(new Map([[id, deltas]]))
-          return claimed
-        }))
+              SELECT * FROM claimed`
+            : Effect.gen(function*() {
+              const claimed = yield* sql`UPDATE crier_recipients
+                SET status = 'submitting', attempts = attempts + 1, lease_owner = ${request.owner},
+                  lease_until = ${leaseUntil}, updated_at = ${at}
+                WHERE broadcast_id = ${id} AND seq IN (
+                  SELECT seq FROM (
+                    SELECT seq FROM crier_recipients
+                    WHERE broadcast_id = ${id} AND status = 'pending' AND ready_at IS NULL
+                    ORDER BY seq LIMIT ${request.limit}
+                  )
+                  UNION ALL
+                  SELECT seq FROM (
+                    SELECT seq FROM crier_recipients
+                    WHERE broadcast_id = ${id} AND status = 'pending' AND ready_at IS NOT NULL AND ready_at <= ${at}
+                    ORDER BY seq LIMIT ${request.limit}
+                  )
+                  ORDER BY seq LIMIT ${request.limit}
+                )
+                RETURNING ${recipientSelect}`
+              const deltas = Progress.noDeltas()
+              Progress.move(deltas, "pending", "submitting", claimed.length)
+              yield* applyDeltas(new Map([[id, deltas]]))
+              return claimed
+            })
+        )
         const recipients = yield* decoded(Rows.decodeAll(rows, Rows.decodeRecipient))
+        let through = claimedThrough.get(id) ?? after
+        rows.forEach((row, i) => {
+          if (Rows.neverClaimed(row)) through = Math.max(through, recipients[i]!.seq)
+        })
+        claimedThrough.set(id, through)
         return [...recipients].sort((a, b) => a.seq - b.seq)
       },
       sqlFailures("claim")
@@ -473,7 +483,7 @@ export const make: Effect.Effect<Store, ProgressStore.StoreError, SqlClient.SqlC
           yield* changeRows(keys, deltas, (rows, change) => {
             for (const outcome of rest) {
               const row = rows.get(key(id, outcome.seq))
-              if (row !== undefined) change(row, () => Progress.receive(row, outcome, now))
+              if (row !== undefined) change(row, () => RecipientUpdate.receive(Progress.hooks, row, outcome, now))
             }
           })
           yield* applyDeltas(deltas)
@@ -524,8 +534,12 @@ export const make: Effect.Effect<Store, ProgressStore.StoreError, SqlClient.SqlC
               const hadProviderId = row.providerMessageId !== undefined
               const at = DateTime.toEpochMillis(event.at)
               if (
-                Progress.isObservable(event.status) &&
-                change(row, () => Progress.observe(row, event.status, at, event.providerMessageId, updatedAt))
+                RecipientUpdate.isObservable(event.status) &&
+                change(
+                  row,
+                  () =>
+                    RecipientUpdate.observe(Progress.hooks, row, event.status, at, event.providerMessageId, updatedAt)
+                )
               ) result.applied++
               else result.unchanged++
               // An id recorded now finds this row for the rest of the batch too.

@@ -65,7 +65,7 @@ if (Postgres.available) {
         ).pipe(
           Effect.provide(PgClient.layer({ url }))
         )
-        assert.deepStrictEqual(versions.map((row) => row.version), [1])
+        assert.deepStrictEqual(versions.map((row) => row.version), [1, 2])
       }))
 
     it.live(

@@ -75,7 +75,7 @@ describe("SqliteStore", () => {
       const filename = freshFile()
       const id = yield* Data.makeBroadcast.pipe(Effect.provide(SqliteStore.layer({ filename })))
       const first = yield* migrationRows(filename)
-      assert.deepStrictEqual(first.map((row) => row.version), [1])
+      assert.deepStrictEqual(first.map((row) => row.version), [1, 2])
       const again = yield* Effect.flatMap(ProgressStore.ProgressStore, (store) => store.getBroadcast(id)).pipe(
         Effect.provide(SqliteStore.layer({ filename }))
       )
@@ -91,7 +91,7 @@ describe("SqliteStore", () => {
         const results = yield* Effect.promise(() => openTogether(filename, ["a", "b"]))
         for (const result of results) assert.strictEqual(result.code, 0, result.err)
         const ids = results.map((result) => Broadcast.BroadcastId.make(result.out.trim()))
-        assert.deepStrictEqual((yield* migrationRows(filename)).map((row) => row.version), [1])
+        assert.deepStrictEqual((yield* migrationRows(filename)).map((row) => row.version), [1, 2])
         const counts = yield* Effect.forEach(ids, (id) =>
           Effect.flatMap(ProgressStore.ProgressStore, (store) =>
             store.counts(id)).pipe(

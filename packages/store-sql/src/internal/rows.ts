@@ -13,7 +13,6 @@ import * as RecipientStatus from "@crier/core/RecipientStatus"
 import * as TemplateParams from "@crier/core/TemplateParams"
 import * as TemplateSpec from "@crier/core/TemplateSpec"
 import { DateTime, Result, Schema } from "effect"
-import type { Mutable } from "effect/Types"
 import type { ColumnType } from "./dialect.ts"
 import type * as Progress from "./progress.ts"
 
@@ -168,34 +167,19 @@ export const decodeState = (row: unknown): Result.Result<Progress.State, Progres
     (issue) => corrupt(rowName(row), issue)
   )
 
+// The address is not checked again either: with libphonenumber, that would cost more than the rest of a claim.
 const toRecipient = (
   state: Progress.State,
   params: TemplateParams.TemplateParams,
   metadata: Recipient.Recipient["metadata"]
-): Recipient.Recipient => {
-  const fields: Mutable<ConstructorParameters<typeof Recipient.Recipient>[0]> = {
+): Recipient.Recipient =>
+  Recipient.fromStored({
+    ...state,
     broadcastId: state.broadcastId as Broadcast.BroadcastId,
-    seq: state.seq,
-    // The address was checked on its way in and is the row's unique key; checking it again (libphonenumber)
-    // would cost more than the rest of a claim.
     address: state.address as Recipient.Recipient["address"],
     params,
-    metadata,
-    status: state.status,
-    attempts: state.attempts,
-    updatedAt: DateTime.makeUnsafe(state.updatedAt)
-  }
-  if (state.providerMessageId !== undefined) fields.providerMessageId = state.providerMessageId
-  if (state.lastError !== undefined) fields.lastError = state.lastError
-  if (state.notBefore !== undefined) fields.notBefore = DateTime.makeUnsafe(state.notBefore)
-  if (state.acceptedAt !== undefined) fields.acceptedAt = DateTime.makeUnsafe(state.acceptedAt)
-  if (state.sentAt !== undefined) fields.sentAt = DateTime.makeUnsafe(state.sentAt)
-  if (state.deliveredAt !== undefined) fields.deliveredAt = DateTime.makeUnsafe(state.deliveredAt)
-  if (state.readAt !== undefined) fields.readAt = DateTime.makeUnsafe(state.readAt)
-  if (state.repliedAt !== undefined) fields.repliedAt = DateTime.makeUnsafe(state.repliedAt)
-  if (state.failedAt !== undefined) fields.failedAt = DateTime.makeUnsafe(state.failedAt)
-  return new Recipient.Recipient(fields, { disableChecks: true })
-}
+    metadata
+  }, DateTime.makeUnsafe)
 
 export const decodeRecipient = (row: unknown): Result.Result<Recipient.Recipient, ProgressStore.StoreError> => {
   const decoded = checkRecipientRow(row)
