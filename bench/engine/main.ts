@@ -15,9 +15,9 @@ import * as MemoryTransport from "@crier/core/MemoryTransport"
 import * as ProgressStore from "@crier/core/ProgressStore"
 import * as Recipient from "@crier/core/Recipient"
 import * as TemplateParams from "@crier/core/TemplateParams"
-import * as TemplateSpec from "@crier/core/TemplateSpec"
 import { DateTime, Effect, Layer, Option } from "effect"
 import { parseArgs } from "node:util"
+import { template } from "../data/template.ts"
 
 const { values } = parseArgs({
   options: {
@@ -33,15 +33,6 @@ const warmup = Number(values.warmup)
 const rateRecipients = Number(values["rate-recipients"])
 const rate = Number(values.rate)
 const profiles = values.profiles.split(",") as ReadonlyArray<MemoryTransport.Profile>
-
-const template = new TemplateSpec.TemplateSpec({
-  name: "spring_sale",
-  language: "en",
-  body: { _tag: "positional", count: 1 },
-  header: "none",
-  buttons: [],
-  bodyText: "Hi {{1}}, our spring sale starts today"
-})
 
 const people = (count: number): ReadonlyArray<Recipient.NewRecipient> =>
   Array.from({ length: count }, (_, i) =>
@@ -153,8 +144,9 @@ const program = Effect.gen(function*() {
   const lines = [`overhead per recipient, ${recipients} recipients, start → completed (insert apart):`]
   const results: Array<{ readonly profile: MemoryTransport.Profile; readonly us: number; readonly cpuUs: number }> = []
   for (const profile of profiles) {
-    // Each run on a fresh engine, after a small one on another fresh engine to warm the code up.
-    yield* send(warmList, {}).pipe(Effect.provide(engine(memory(profile))))
+    // Each run on a fresh engine, after a small one on another fresh engine to warm the code up (none with
+    // `--warmup 0`).
+    if (warmup > 0) yield* send(warmList, {}).pipe(Effect.provide(engine(memory(profile))))
     const run = yield* send(list, {}).pipe(Effect.provide(engine(memory(profile))))
     const bare = yield* send(list, {}).pipe(Effect.provide(engine(nullTransport(profile))))
     results.push({ profile, us: us(run.sent.wallMillis), cpuUs: us(run.sent.cpuMillis) })

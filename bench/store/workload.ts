@@ -11,20 +11,11 @@ import * as Recipient from "@crier/core/Recipient"
 import * as RecipientStatus from "@crier/core/RecipientStatus"
 import * as StatusEvent from "@crier/core/StatusEvent"
 import * as TemplateParams from "@crier/core/TemplateParams"
-import * as TemplateSpec from "@crier/core/TemplateSpec"
 import { DateTime, Effect } from "effect"
+import { template } from "../data/template.ts"
 
 const batch = 1_000
 const slices = 10
-
-const template = new TemplateSpec.TemplateSpec({
-  name: "spring_sale",
-  language: "en",
-  body: { _tag: "positional", count: 1 },
-  header: "none",
-  buttons: [],
-  bodyText: "Hi {{1}}, our spring sale starts today"
-})
 
 const base = DateTime.makeUnsafe(Date.UTC(2026, 0, 1))
 const at = (seconds: number) => DateTime.add(base, { seconds })
