@@ -74,6 +74,11 @@ export type ReceiptOutcome =
   | { readonly _tag: "Retry"; readonly seq: number; readonly notBefore: DateTime.Utc; readonly error: string }
   /** Back to pending untouched: it was claimed but never handed to the provider (breaker, pause). */
   | { readonly _tag: "Released"; readonly seq: number }
+  /**
+   * `in_doubt`: the call may have reached the provider without an answer (a timeout), so under at-most-once it is
+   * never sent again; a later status event settles it. The attempt counts.
+   */
+  | { readonly _tag: "InDoubt"; readonly seq: number; readonly error: string }
 
 export type Counts = { readonly [K in RecipientStatus.Tag]: number } & { readonly total: number }
 

@@ -106,7 +106,7 @@ const requeue = <T, R extends Row<T>>(hooks: Hooks<T, R>, row: R, now: T): void 
 
 /**
  * Records one receipt outcome at `now`; returns whether the row changed. Accepted and Failed merge like observations
- * (a webhook may have moved the row on already); Retry and Released act only on a row still `submitting`.
+ * (a webhook may have moved the row on already); Retry, Released and InDoubt act only on a row still `submitting`.
  */
 export const receive = <T, R extends Row<T>>(
   hooks: Hooks<T, R>,
@@ -130,6 +130,12 @@ export const receive = <T, R extends Row<T>>(
       if (row.status._tag !== "submitting") return false
       row.attempts--
       requeue(hooks, row, now)
+      return true
+    case "InDoubt":
+      if (row.status._tag !== "submitting") return false
+      row.lastError = outcome.error
+      hooks.setStatus(row, RecipientStatus.inDoubt)
+      row.updatedAt = now
       return true
   }
 }

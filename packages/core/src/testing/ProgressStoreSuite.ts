@@ -840,6 +840,43 @@ export const suite = (name: string, storeLayer: Layer.Layer<ProgressStore.Progre
           yield* assertCounts(id, { delivered: 1, pending: 1, accepted: 1 })
         }))
 
+      it.effect("InDoubt sets a submitting row in doubt with its error; a status event or requeue settles it", () =>
+        Effect.gen(function*() {
+          const store = yield* Store
+          const { id } = yield* fill(4)
+          yield* claim(id, 4, 0)
+          // 4: a webhook came first: the doubt is already resolved.
+          yield* apply(byId(id, 4, RecipientStatus.sent, 1))
+          yield* receipts(id, [
+            { _tag: "InDoubt", seq: 1, error: "no answer within 30s" },
+            { _tag: "InDoubt", seq: 2, error: "no answer within 30s" },
+            { _tag: "InDoubt", seq: 3, error: "no answer within 30s" },
+            { _tag: "InDoubt", seq: 4, error: "no answer within 30s" }
+          ], 2)
+          const doubtful = yield* row(id, 1)
+          assert.deepStrictEqual(doubtful.status, RecipientStatus.inDoubt)
+          assert.strictEqual(doubtful.attempts, 1)
+          assert.strictEqual(doubtful.lastError, "no answer within 30s")
+          assert.strictEqual(ms(doubtful.updatedAt), ms(at(2)))
+          assert.deepStrictEqual((yield* row(id, 4)).status, RecipientStatus.sent)
+          yield* assertCounts(id, { in_doubt: 3, sent: 1 })
+          // A second InDoubt or a late Retry finds it no longer submitting.
+          yield* receipts(id, [
+            { _tag: "InDoubt", seq: 1, error: "again" },
+            { _tag: "Retry", seq: 1, notBefore: at(3), error: "again" }
+          ], 3)
+          assert.deepStrictEqual(yield* claimSeqs(id, 10, 10), [], "in-doubt rows are never claimed")
+          // The provider had sent it: its webhook settles the row.
+          yield* apply(byId(id, 1, RecipientStatus.delivered, 4))
+          const settled = yield* row(id, 1)
+          assert.deepStrictEqual(settled.status, RecipientStatus.delivered)
+          assert.strictEqual(ms(settled.deliveredAt), ms(at(4)))
+          // At-least-once recovery sends the rest again.
+          assert.strictEqual(yield* store.requeueInDoubt(id), 2)
+          assert.deepStrictEqual((yield* claim(id, 10, 5)).map((r) => [r.seq, r.attempts]), [[2, 2], [3, 2]])
+          yield* assertCounts(id, { submitting: 2, delivered: 1, sent: 1 })
+        }))
+
       it.effect("ignores outcomes for unknown seqs and unknown broadcasts", () =>
         Effect.gen(function*() {
           const { id } = yield* fill(1)

@@ -41,8 +41,19 @@ export const hooks: RecipientUpdate.Hooks<number, State> = {
 }
 
 /** The status an outcome moves a `submitting` row to. */
-export const outcomeStatus = (outcome: ProgressStore.ReceiptOutcome): RecipientStatus.Tag =>
-  outcome._tag === "Accepted" ? "accepted" : outcome._tag === "Failed" ? "failed" : "pending"
+export const outcomeStatus = (outcome: ProgressStore.ReceiptOutcome): RecipientStatus.Tag => {
+  switch (outcome._tag) {
+    case "Accepted":
+      return "accepted"
+    case "Failed":
+      return "failed"
+    case "InDoubt":
+      return "in_doubt"
+    case "Retry":
+    case "Released":
+      return "pending"
+  }
+}
 
 export type Deltas = Record<RecipientStatus.Tag, number>
 

@@ -282,6 +282,8 @@ const receiptFields = (
       }
     case "Released":
       return { outcome_seq: outcome.seq, status: "pending", attempts_delta: -1 }
+    case "InDoubt":
+      return { outcome_seq: outcome.seq, status: "in_doubt", attempts_delta: 0, last_error: outcome.error }
   }
 }
 
