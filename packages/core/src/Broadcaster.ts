@@ -19,7 +19,9 @@
  *   done, and complete. Webhook statuses keep arriving through `applyStatusEvents` after that.
  * - In doubt: a row left `submitting` by a dead process may or may not have reached the provider. `recover` moves
  *   such rows to `in_doubt` (policy `at-most-once`, the default: never resent, reported) or back to `pending`
- *   (`at-least-once`, with the broadcast's earlier `in_doubt` rows), then restarts the send loops.
+ *   (`at-least-once`, with the broadcast's earlier `in_doubt` rows), then restarts the send loops. A call that got
+ *   no answer in time (`Timeout`) is in the same doubt: at-most-once sets its rows `in_doubt` (a status webhook that
+ *   comes later settles them); at-least-once retries them.
  *
  * Every wait is on the Effect `Clock`, so tests drive the engine with `TestClock`.
  *
@@ -434,6 +436,10 @@ const make = Effect.gen(function*() {
     rows: readonly [Recipient.Recipient, ...Array<Recipient.Recipient>]
   ) {
     const maxAttempts = broadcast.policy.maxAttempts ?? Broadcast.defaults.maxAttempts
+    // Whether a call that got no answer may have sent a message that must not go twice. Where `submit` only adds
+    // recipients to a remote campaign (Kapso), nothing went out before `start`, and the provider dedupes a retry.
+    const doubtful = caps.startsOnSubmit &&
+      (broadcast.policy.inDoubt ?? Broadcast.defaults.inDoubt) === "at-most-once"
     let breaker: Handed["breaker"] = Option.none()
     // Where each row stands, so a loop that is interrupted (a shutdown) or fails records what it knows: answers are
     // kept, rows never handed over go back untouched, and only the calls truly in flight are left in doubt.
@@ -442,6 +448,11 @@ const make = Effect.gen(function*() {
     // One failed hand-off of one row, by the retry policy.
     const settle = (row: Recipient.Recipient, error: TransportError.TransportError, jitter: number) =>
       Effect.gen(function*() {
+        // The provider may have sent it (no answer in time): sent at most once, it is not tried again, and its
+        // status webhook, if one comes, settles it.
+        if (doubtful && error.mayHaveActed) {
+          return { _tag: "InDoubt", seq: row.seq, error: RetryPolicy.describe(error) } as const
+        }
         const decision = RetryPolicy.decideWith(error, { attempt: row.attempts, maxAttempts }, jitter)
         switch (decision._tag) {
           case "Pause": {

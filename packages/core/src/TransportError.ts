@@ -221,6 +221,15 @@ export class TransportError extends Schema.TaggedError<TransportError>()("Transp
     return this.reason.isRetryable
   }
 
+  /**
+   * Whether the provider may have acted on the request though it failed: no answer came in time (`Timeout`). The
+   * engine sets such a recipient `in_doubt` under the at-most-once policy instead of retrying it, since a retry
+   * could send it twice. (A `Network` failure is taken as not sent: a refused or reset connection.)
+   */
+  get mayHaveActed(): boolean {
+    return this.reason._tag === "Timeout"
+  }
+
   get scope(): Scope {
     return this.reason.scope
   }

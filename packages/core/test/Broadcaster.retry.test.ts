@@ -3,6 +3,8 @@ import * as Broadcast from "@crier/core/Broadcast"
 import { Broadcaster } from "@crier/core/Broadcaster"
 import * as MemoryTransport from "@crier/core/MemoryTransport"
 import * as RecipientStatus from "@crier/core/RecipientStatus"
+import * as StatusEvent from "@crier/core/StatusEvent"
+import * as TransportError from "@crier/core/TransportError"
 import { assert, describe, it } from "@effect/vitest"
 import { DateTime, Duration, Effect, Option } from "effect"
 import { TestClock } from "effect/testing"
@@ -103,6 +105,83 @@ describe("Broadcaster retries", () => {
     }).pipe(withEngine({
       profile: "keebai",
       reject: { requests: () => ++calls <= 2 ? Option.some(metaError(131000)) : Option.none() }
+    }))
+  })
+})
+
+describe("Broadcaster timeouts", () => {
+  const timeout = new TransportError.TransportError({
+    provider: "memory",
+    operation: "submit",
+    reason: new TransportError.Timeout({ message: "no answer within 30s" })
+  })
+  const inDoubt = (policy: Broadcast.InDoubtPolicy, fields: ConstructorParameters<typeof Broadcast.Policy>[0] = {}) =>
+    new Broadcast.Policy({ inDoubt: policy, ...fields })
+
+  it.effect("at-most-once: a message with no answer is left in doubt, never sent again; its webhook settles it", () =>
+    Effect.gen(function*() {
+      const broadcaster = yield* Broadcaster
+      const id = yield* started(3, { policy: inDoubt("at-most-once", { concurrency: 1 }) })
+      assert.strictEqual((yield* runFor(id)).status, "completed")
+      assert.deepStrictEqual(yield* handOffsOf(2), [0])
+      const row = yield* rowOf(id, 2)
+      assert.deepStrictEqual(row.status, RecipientStatus.inDoubt)
+      assert.strictEqual(row.attempts, 1)
+      assert.include(row.lastError ?? "", "no answer within 30s")
+      const final = yield* counts(id)
+      assertConsistent(final)
+      assert.deepStrictEqual([final.accepted, final.in_doubt], [2, 1])
+      // The provider had sent it after all: the status webhook names the recipient.
+      yield* broadcaster.applyStatusEvents([
+        new StatusEvent.StatusEvent({
+          ref: { _tag: "ById", broadcastId: id, seq: 2 },
+          status: RecipientStatus.delivered,
+          at: DateTime.makeUnsafe(5_000)
+        })
+      ])
+      assert.deepStrictEqual(yield* statusOf(id, 2), RecipientStatus.delivered)
+    }).pipe(withEngine({ reject: { items: refuseTimes(phone(2), timeout, 1) } })))
+
+  it.effect("at-least-once: a message with no answer is retried", () =>
+    Effect.gen(function*() {
+      const id = yield* started(3, { policy: inDoubt("at-least-once", { concurrency: 1 }) })
+      assert.strictEqual((yield* runFor(id)).status, "completed")
+      const times = yield* handOffsOf(2)
+      assert.strictEqual(times.length, 2)
+      assert.strictEqual((yield* statusOf(id, 2))._tag, "accepted")
+      assert.strictEqual((yield* counts(id)).in_doubt, 0)
+    }).pipe(withEngine({ reject: { items: refuseTimes(phone(2), timeout, 1) } })))
+
+  it.effect("at-most-once: a whole batch with no answer is left in doubt; the rest of the list goes on", () => {
+    let calls = 0
+    return Effect.gen(function*() {
+      const id = yield* started(300, { policy: inDoubt("at-most-once", { batchSize: 100 }) })
+      assert.strictEqual((yield* runFor(id)).status, "completed")
+      assert.strictEqual(calls, 3)
+      const final = yield* counts(id)
+      assertConsistent(final)
+      assert.deepStrictEqual([final.in_doubt, final.delivered], [100, 200])
+      assert.deepStrictEqual((yield* rowOf(id, 1)).status, RecipientStatus.inDoubt)
+      assert.deepStrictEqual((yield* rowOf(id, 101)).status, RecipientStatus.delivered)
+    }).pipe(withEngine({
+      profile: "keebai",
+      reject: { requests: () => ++calls === 1 ? Option.some(timeout) : Option.none() }
+    }))
+  })
+
+  it.effect("adding to a remote campaign (Kapso) sends nothing yet: a batch with no answer is added again", () => {
+    let calls = 0
+    return Effect.gen(function*() {
+      const id = yield* started(300, { policy: inDoubt("at-most-once", { batchSize: 100 }) })
+      assert.strictEqual((yield* runFor(id)).status, "completed")
+      assert.strictEqual(calls, 4)
+      const final = yield* counts(id)
+      assertConsistent(final)
+      assert.strictEqual(final.in_doubt, 0)
+      assert.strictEqual((yield* rowOf(id, 1)).attempts, 2)
+    }).pipe(withEngine({
+      profile: "kapso",
+      reject: { requests: () => ++calls === 1 ? Option.some(timeout) : Option.none() }
     }))
   })
 })

@@ -368,6 +368,11 @@ describe("TransportError", () => {
       }
     })
 
+    it("only a timeout may have been acted on (the engine's in-doubt policy applies to it)", () => {
+      const acted = reasons.filter((reason) => new TransportError.TransportError({ provider: "", reason }).mayHaveActed)
+      assert.deepStrictEqual(acted.map((reason) => reason._tag), ["Timeout"])
+    })
+
     it.each(reasons.map((reason) => [reason._tag, reason] as const))("is never empty: %s", (tag, reason) => {
       const error = new TransportError.TransportError({ provider: "", reason })
       assert.include(error.message, tag)

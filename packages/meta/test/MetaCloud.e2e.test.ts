@@ -302,3 +302,50 @@ describe("MetaCloud end to end: the breaker and the limits", () => {
       store: ProgressStore.ProgressStore.layerMemory
     }))))
 })
+
+describe("MetaCloud end to end: no answer in time", () => {
+  // The emulator accepts the first message to two recipients but answers after the transport gave up; their
+  // status webhooks come after the engine's first retry would (about 1 s).
+  const late = new Set([phone(3), phone(7)])
+  const setup: Setup = {
+    base: "graph",
+    emulator: {
+      lateAnswers: { addresses: late, after: "1500 millis" },
+      timing: { sent: { min: 2000, max: 2100 }, delivered: { min: 1, max: 5 } }
+    },
+    transport: { timeout: "300 millis" }
+  }
+  const sendsTo = (messages: ReadonlyArray<MetaEmulator.SentMessage>) =>
+    [...late].map((address) => messages.filter((message) => message.address === address).length)
+
+  it.live("at-most-once: each is sent once, left in doubt, and settled by its webhook", () =>
+    Effect.gen(function*() {
+      const { broadcaster, emulator, store } = yield* World
+      const id = yield* launch(10, new Broadcast.Policy({ inDoubt: "at-most-once" }))
+      const done = yield* broadcaster.wait(id).pipe(Effect.timeout("15 seconds"))
+      assert.strictEqual(done.status, "completed", done.statusReason)
+      // Completed with the two in doubt, before their webhooks.
+      assert.strictEqual((yield* store.counts(id)).in_doubt, 2)
+      yield* emulator.idle
+      assert.deepStrictEqual(sendsTo(yield* emulator.messages), [1, 1])
+      const rows = yield* allRows(store, id)
+      assert.deepStrictEqual(rows.map(observed), Array.from({ length: 10 }, () => "delivered"))
+      for (const seq of [3, 7]) {
+        assert.strictEqual(rows[seq - 1]!.attempts, 1)
+        assert.include(rows[seq - 1]!.lastError ?? "", "no answer within")
+      }
+    }).pipe(Effect.provide(world(setup))))
+
+  it.live("at-least-once: each is tried again, and the provider has it twice", () =>
+    Effect.gen(function*() {
+      const { broadcaster, emulator, store } = yield* World
+      const id = yield* launch(10, new Broadcast.Policy({ inDoubt: "at-least-once" }))
+      const done = yield* broadcaster.wait(id).pipe(Effect.timeout("15 seconds"))
+      assert.strictEqual(done.status, "completed", done.statusReason)
+      yield* emulator.idle
+      assert.deepStrictEqual(sendsTo(yield* emulator.messages), [2, 2])
+      const rows = yield* allRows(store, id)
+      assert.deepStrictEqual([rows[2]!.attempts, rows[6]!.attempts], [2, 2])
+      assert.strictEqual((yield* store.counts(id)).in_doubt, 0)
+    }).pipe(Effect.provide(world(setup))))
+})

@@ -21,7 +21,8 @@
  * Accepted messages live their lifecycle on the Effect `Clock` (delays drawn from the Effect `Random`), and each
  * status goes out as a webhook signed like Meta's (`X-Hub-Signature-256`) through `WebhookDelivery`: random delays
  * (so out of order), some twice, retried. Replies go out as inbound `messages` webhooks and count against the
- * number's throughput. Every request and every message is recorded for assertions.
+ * number's throughput. Answers to chosen addresses can come late (`lateAnswers`), after the message went out. Every
+ * request and every message is recorded for assertions.
  */
 import * as Address from "@crier/core/Address"
 import type * as TemplateSpec from "@crier/core/TemplateSpec"
@@ -121,6 +122,15 @@ export interface Options {
   readonly timing?: Timing | undefined
   /** How long each API answer takes. */
   readonly latency?: Duration.Input | undefined
+  /**
+   * The first send to each of these addresses is accepted (and lives its lifecycle, webhooks included) but answered
+   * only after `after`: a client that gives up sooner cannot know the message went out. Later sends are answered as
+   * usual.
+   */
+  readonly lateAnswers?: {
+    readonly addresses: ReadonlySet<string>
+    readonly after: Duration.Input
+  } | undefined
   /** Where status and inbound webhooks go. None: they are recorded, not sent. */
   readonly webhook?: Webhook | undefined
   /** The WhatsApp Business Account id in webhooks. */
@@ -239,6 +249,8 @@ interface Draft {
   errorCode: number | undefined
   wamid: string | undefined
   body: unknown
+  /** The answer waits this long (`lateAnswers`). */
+  late: Duration.Input | undefined
 }
 
 interface MutableMessage extends Omit<SentMessage, "statuses"> {
@@ -264,6 +276,7 @@ export const make = Effect.fn("MetaEmulator.make")(function*(options: Options = 
     ])
   )
   const outcomes = new Map(options.outcomes?.byAddress ?? [])
+  const lateAddresses = new Set(options.lateAnswers?.addresses)
   const timing: Required<{ [K in keyof Timing]: Range }> = {
     sent: options.timing?.sent ?? defaultTiming.sent,
     delivered: options.timing?.delivered ?? defaultTiming.delivered,
@@ -495,6 +508,7 @@ export const make = Effect.fn("MetaEmulator.make")(function*(options: Options = 
       }
       messages.set(wamid, message)
       yield* FiberSet.run(lifecycles, lifecycle(message))
+      if (lateAddresses.delete(address.success)) draft.late = options.lateAnswers?.after
       const phone = Address.kind(address.success) === "phone"
       draft.status = 200
       draft.wamid = wamid
@@ -517,7 +531,13 @@ export const make = Effect.fn("MetaEmulator.make")(function*(options: Options = 
     const text = yield* Effect.orElseSucceed(request.text, () => "")
     const route = PATH.exec(path)?.groups
     const api: Api | undefined = route === undefined ? undefined : route.kapso === undefined ? "graph" : "kapso"
-    const draft: Draft = { status: 404, errorCode: undefined, wamid: undefined, body: { error: "not found" } }
+    const draft: Draft = {
+      status: 404,
+      errorCode: undefined,
+      wamid: undefined,
+      body: { error: "not found" },
+      late: undefined
+    }
     const endpoint = route?.endpoint
     if (
       route !== undefined && request.method === "POST" && (endpoint === "messages" || endpoint === "marketing_messages")
@@ -546,6 +566,7 @@ export const make = Effect.fn("MetaEmulator.make")(function*(options: Options = 
       errorCode: draft.errorCode,
       wamid: draft.wamid
     })
+    if (draft.late !== undefined) yield* Effect.sleep(draft.late)
     return HttpServerResponse.jsonUnsafe(draft.body, { status: draft.status })
   })
 
