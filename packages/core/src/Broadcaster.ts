@@ -19,7 +19,9 @@
  *   done, and complete. Webhook statuses keep arriving through `applyStatusEvents` after that.
  * - In doubt: a row left `submitting` by a dead process may or may not have reached the provider. `recover` moves
  *   such rows to `in_doubt` (policy `at-most-once`, the default: never resent, reported) or back to `pending`
- *   (`at-least-once`, with the broadcast's earlier `in_doubt` rows), then restarts the send loops. A call that got
+ *   (`at-least-once`, with the broadcast's earlier `in_doubt` rows), then restarts the send loops. Rows a dead
+ *   process was adding to a Kapso campaign go back to `pending` under either policy: nothing was sent yet, and Kapso
+ *   drops an address added twice. A call that got
  *   no answer in time (`Timeout`) is in the same doubt: at-most-once sets its rows `in_doubt` (a status webhook that
  *   comes later settles them); at-least-once retries them.
  *
@@ -999,16 +1001,19 @@ const make = Effect.gen(function*() {
       // A loop of this process holds live leases: only expired ones (another worker's) are abandoned.
       const takeOver = options?.takeOver === true && !active.has(broadcast.id)
       const atLeastOnce = (broadcast.policy.inDoubt ?? Broadcast.defaults.inDoubt) === "at-least-once"
+      // Where `submit` only adds to a remote campaign that drops addresses added twice (Kapso), an abandoned row was
+      // at most added, never sent (the campaign starts once every row is settled): adding it again is safe.
+      const resend = atLeastOnce || (!caps.startsOnSubmit && caps.providerDedupe)
       const released = yield* store.releaseLeases(broadcast.id, {
         expiredBy: takeOver ? undefined : now,
-        to: atLeastOnce ? "pending" : "in_doubt"
+        to: resend ? "pending" : "in_doubt"
       })
       const requeued = atLeastOnce ? yield* store.requeueInDoubt(broadcast.id) : 0
       yield* ensureLoop(broadcast.id)
       recovered.push({
         broadcastId: broadcast.id,
-        inDoubt: atLeastOnce ? 0 : released,
-        requeued: atLeastOnce ? released + requeued : 0
+        inDoubt: resend ? 0 : released,
+        requeued: resend ? released + requeued : 0
       })
     }
     return recovered

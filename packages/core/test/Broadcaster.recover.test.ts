@@ -120,6 +120,33 @@ describe("Broadcaster.recover", () => {
       }))
   }
 
+  it.effect("at-most-once, Kapso campaign: rows being added when the process died are added again, sent once", () =>
+    Effect.gen(function*() {
+      const context = yield* backing({ profile: "kapso", latency: "1 second" })
+      const memory = Context.get(context, MemoryTransport.MemoryTransport)
+      const first = yield* engineOver(context)
+      const broadcast = yield* first.broadcaster.create({
+        name: "adding",
+        template,
+        sender: "s",
+        policy: policy("at-most-once")
+      })
+      yield* first.broadcaster.addRecipients(broadcast.id, recipients(20))
+      yield* first.broadcaster.start(broadcast.id)
+      yield* TestClock.adjust("500 millis")
+      yield* first.crash
+      assert.strictEqual((yield* counts(broadcast.id).pipe(Effect.provideContext(context))).submitting, 20)
+      const second = yield* engineOver(context)
+      const report = yield* second.broadcaster.recover({ takeOver: true })
+      assert.deepStrictEqual(report, [{ broadcastId: broadcast.id, inDoubt: 0, requeued: 20 }])
+      const done = yield* waitOn(second, broadcast.id, "1 minute")
+      assert.strictEqual(done.status, "completed")
+      const final = yield* counts(broadcast.id).pipe(Effect.provideContext(context))
+      assertConsistent(final)
+      assert.strictEqual(final.in_doubt, 0)
+      for (let n = 1; n <= 20; n++) assert.strictEqual(yield* memory.sentCount(phone(n)), 1)
+    }))
+
   it.effect("a broadcast this process is sending is left alone", () =>
     Effect.gen(function*() {
       const context = yield* backing()
