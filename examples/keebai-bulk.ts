@@ -67,12 +67,11 @@ const program = Effect.gen(function*() {
       return KeebaiWebhook.toEngine(event)
     }))
 
-    // `KeebaiBulk.policy` spends the token's request budget through the engine's pacer.
+    // The transport declares the token's request budget (60 a minute, 1,000 an hour): the engine's pacer spends it.
     const broadcast = yield* broadcaster.create({
       name: "Order update",
       template,
-      sender: channelId,
-      policy: KeebaiBulk.policy()
+      sender: channelId
     })
     yield* printImport(
       yield* broadcaster.addRecipients(broadcast.id, { csv: yield* sampleCsv(200), defaultRegion: "US" })

@@ -39,14 +39,15 @@ const campaign = {
 /** Waits for the last statuses the provider still owes after the broadcast completed (here: the emulator's). */
 class Settled extends Context.Service<Settled, Effect.Effect<void>>()("examples/Settled") {}
 
-const send = Effect.fn("send")(function*(csv: string, pacing: Partial<Broadcast.Policy>) {
+const send = Effect.fn("send")(function*(csv: string) {
   const broadcaster = yield* Broadcaster.Broadcaster
   const broadcast = yield* broadcaster.create({
     name: campaign.name,
     template: campaign.template,
     // Empty: each transport's configured sender (Kapso config, Keebai channel, Meta phone_number_id).
     sender: "",
-    policy: new Broadcast.Policy({ ...campaign.policy, ...pacing })
+    // The same policy everywhere: each transport brings its own limits (Keebai's request budget per token).
+    policy: new Broadcast.Policy(campaign.policy)
   })
   const report = yield* broadcaster.addRecipients(broadcast.id, {
     csv,
@@ -70,8 +71,6 @@ type Engine = Layer.Layer<
 >
 
 interface Provider {
-  /** The provider's own limits, added to the campaign's policy: Keebai's request budget per token. */
-  readonly pacing: Partial<Broadcast.Policy>
   readonly engine: Engine
 }
 
@@ -92,7 +91,6 @@ const webhookEndpoint = Effect.map(
 )
 
 const kapso: Provider = {
-  pacing: {},
   engine: Layer.unwrap(Effect.gen(function*() {
     const emulator = yield* KapsoEmulator.make({
       configs: [{ id: "config-orders" }],
@@ -119,7 +117,6 @@ const kapso: Provider = {
 }
 
 const keebai: Provider = {
-  pacing: { requestBudgets: KeebaiBulk.requestBudgets },
   engine: Layer.unwrap(Effect.gen(function*() {
     const secret = Redacted.make("whsec_example_secret")
     const endpoint = yield* webhookEndpoint
@@ -141,7 +138,6 @@ const keebai: Provider = {
 }
 
 const meta: Provider = {
-  pacing: {},
   engine: Layer.unwrap(Effect.gen(function*() {
     const appSecret = Redacted.make("example-app-secret")
     const endpoint = yield* webhookEndpoint
@@ -174,7 +170,7 @@ const program = Effect.gen(function*() {
   const csv = yield* sampleCsv(campaign.recipients.rows)
   const runs = yield* Effect.forEach(
     [kapso, keebai, meta],
-    (provider) => send(csv, provider.pacing).pipe(Effect.provide(provider.engine)),
+    (provider) => send(csv).pipe(Effect.provide(provider.engine)),
     { concurrency: "unbounded" }
   )
 

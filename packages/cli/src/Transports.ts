@@ -183,7 +183,7 @@ const policyOf = (
       }
     case "keebai":
       return {
-        policy: KeebaiBulk.policy({ inDoubt: input.inDoubt }),
+        policy: new Broadcast.Policy({ inDoubt: input.inDoubt }),
         notes: rate === undefined ? [] : [
           providerPaced(
             name,

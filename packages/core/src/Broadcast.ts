@@ -46,7 +46,10 @@ export class RequestBudget extends Schema.Class<RequestBudget>("@crier/core/Broa
 export class Policy extends Schema.Class<Policy>("@crier/core/Broadcast/Policy")({
   /** Messages per second for this sender; absent = not paced by us (e.g. Kapso paces its own campaigns). */
   messagesPerSecond: Schema.optional(PositiveNumber),
-  /** Request budgets of the credential, each enforced by the pacer. */
+  /**
+   * Request budgets of the credential, each enforced by the pacer, beside the transport's own
+   * (`Capabilities.requestBudgets`): for a stricter plan, or a budget shared with other software.
+   */
   requestBudgets: Schema.optional(Schema.Array(RequestBudget)),
   /** Optional batch pacing: at most `size` messages per `everyMillis`. */
   batchPacing: Schema.optional(Schema.Struct({ size: PositiveInt, everyMillis: PositiveInt })),

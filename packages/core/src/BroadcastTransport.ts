@@ -23,6 +23,11 @@ export interface Capabilities {
   readonly providerDedupe: boolean
   /** The provider paces its own sending; the engine must not add its own message rate on top. */
   readonly providerPaced: boolean
+  /**
+   * The provider's request budgets per credential (Keebai: 60 a minute and 1,000 an hour). The pacer always spends
+   * them, and any a broadcast's policy adds.
+   */
+  readonly requestBudgets: ReadonlyArray<Broadcast.RequestBudget>
 }
 
 /** One message to hand over. `recipientId` is echoed back by providers that carry opaque data. */

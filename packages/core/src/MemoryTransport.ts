@@ -177,7 +177,8 @@ const dialects: Record<Profile, Dialect> = {
       startsOnSubmit: false,
       tracking: "poll",
       providerDedupe: true,
-      providerPaced: true
+      providerPaced: true,
+      requestBudgets: []
     },
     refs: "ByProviderMessageId",
     messageIdPrefix: "kapso-",
@@ -201,7 +202,8 @@ const dialects: Record<Profile, Dialect> = {
       startsOnSubmit: true,
       tracking: "both",
       providerDedupe: false,
-      providerPaced: false
+      providerPaced: false,
+      requestBudgets: []
     },
     refs: "ById",
     messageIdPrefix: "keebai-",
@@ -221,7 +223,8 @@ const dialects: Record<Profile, Dialect> = {
       startsOnSubmit: true,
       tracking: "webhook",
       providerDedupe: false,
-      providerPaced: false
+      providerPaced: false,
+      requestBudgets: []
     },
     refs: "ById",
     messageIdPrefix: "wamid.",

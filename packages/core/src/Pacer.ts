@@ -5,8 +5,10 @@
  * | limit                        | key                        | algorithm                                          |
  * |------------------------------|----------------------------|----------------------------------------------------|
  * | `messagesPerSecond` R        | transport + sender         | token bucket of capacity 1 refilled every 1/R s    |
- * | `requestBudgets` L per W     | transport (the credential) | token bucket of capacity 1 refilled every W/L      |
+ * | `requestBudgets` L per W (*) | transport (the credential) | token bucket of capacity 1 refilled every W/L      |
  * | `batchPacing` N per T        | transport + sender         | fixed window: up to N together, then the next T    |
+ *
+ * (*) The transport's own (`Capabilities.requestBudgets`, e.g. Keebai's) and any the policy adds.
  *
  * A bucket of capacity 1 spaces hand-offs exactly: the k-th message of a sender goes at k/R s, so N messages take
  * N/R s (a full bucket of capacity R would let R go at once and R more within the same second). Budgets are spaced
@@ -101,6 +103,18 @@ export const batchLimit = (policy: Broadcast.Policy, capabilities: BroadcastTran
   return Math.min(perSecond, policy.batchPacing?.size ?? Number.POSITIVE_INFINITY)
 }
 
+/** The transport's request budgets and the policy's, each budget once (a policy may repeat the transport's). */
+export const requestBudgets = (
+  policy: Broadcast.Policy,
+  capabilities: BroadcastTransport.Capabilities
+): ReadonlyArray<Broadcast.RequestBudget> => {
+  const all = new Map<string, Broadcast.RequestBudget>()
+  for (const budget of [...capabilities.requestBudgets, ...(policy.requestBudgets ?? [])]) {
+    all.set(`${budget.limit}/${budget.windowMillis}`, budget)
+  }
+  return [...all.values()]
+}
+
 /**
  * About how long the pacing of one claim of `messages` recipients takes, in millis, when nothing else shares its
  * limits: the engine's lease on a claim outlasts it.
@@ -116,7 +130,7 @@ export const pacingMillis = (
   const batches = paced && policy.batchPacing !== undefined
     ? Math.ceil(messages / policy.batchPacing.size) * policy.batchPacing.everyMillis
     : 0
-  const budgets = (policy.requestBudgets ?? []).map((budget) => (requests * budget.windowMillis) / budget.limit)
+  const budgets = requestBudgets(policy, capabilities).map((budget) => (requests * budget.windowMillis) / budget.limit)
   return rate + batches + Math.max(0, ...budgets)
 }
 
@@ -166,11 +180,11 @@ export const make: Effect.Effect<Pacer, never, RateLimiter.RateLimiter> = Effect
   }
 
   const acquire: Pacer["acquire"] = (broadcast, capabilities, messages, request) => {
-    const { requestBudgets = [] } = broadcast.policy
+    const budgets = requestBudgets(broadcast.policy, capabilities)
     const perSecond = capabilities.providerPaced ? undefined : broadcast.policy.messagesPerSecond
     const batchPacing = capabilities.providerPaced ? undefined : broadcast.policy.batchPacing
     // The per-message hot path of an unpaced broadcast: nothing to wait for.
-    if (perSecond === undefined && batchPacing === undefined && requestBudgets.length === 0) return request
+    if (perSecond === undefined && batchPacing === undefined && budgets.length === 0) return request
     const waits = Effect.gen(function*() {
       if (perSecond !== undefined) {
         yield* spaced(`crier:messages:${senderKey(broadcast)}`, perSecond, 1000, messages)
@@ -184,7 +198,7 @@ export const make: Effect.Effect<Pacer, never, RateLimiter.RateLimiter> = Effect
           tokens: messages
         })
       }
-      for (const budget of requestBudgets) {
+      for (const budget of budgets) {
         yield* spaced(
           `crier:requests:${broadcast.transport}:${budget.limit}/${budget.windowMillis}`,
           budget.limit,

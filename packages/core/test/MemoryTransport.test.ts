@@ -127,7 +127,8 @@ describe("MemoryTransport profiles", () => {
         startsOnSubmit: true,
         tracking: "webhook",
         providerDedupe: false,
-        providerPaced: false
+        providerPaced: false,
+        requestBudgets: []
       })
     }).pipe(provide()))
 
@@ -139,7 +140,8 @@ describe("MemoryTransport profiles", () => {
         startsOnSubmit: false,
         tracking: "poll",
         providerDedupe: true,
-        providerPaced: true
+        providerPaced: true,
+        requestBudgets: []
       })
       assert.deepStrictEqual(MemoryTransport.capabilities("keebai"), {
         maxBatchSize: 5000,
@@ -147,7 +149,8 @@ describe("MemoryTransport profiles", () => {
         startsOnSubmit: true,
         tracking: "both",
         providerDedupe: false,
-        providerPaced: false
+        providerPaced: false,
+        requestBudgets: []
       })
     }))
 

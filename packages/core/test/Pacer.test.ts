@@ -13,7 +13,8 @@ const capabilities: Capabilities = {
   startsOnSubmit: true,
   tracking: "webhook",
   providerDedupe: false,
-  providerPaced: false
+  providerPaced: false,
+  requestBudgets: []
 }
 
 const template = new TemplateSpec.TemplateSpec({
@@ -172,6 +173,20 @@ describe("Pacer", () => {
       const times = yield* grants(pacer, target, 150, { messages: 5000, caps: batches })
       assert.strictEqual(times[149], 149_000)
       assert.strictEqual(busiest(times, 60_000), 60)
+    }).pipe(Effect.provide(limiter)))
+
+  it.effect("the transport's own budgets apply without a policy, and once when the policy repeats them", () =>
+    Effect.gen(function*() {
+      const perMinute = new Broadcast.RequestBudget({ limit: 60, windowMillis: 60_000 })
+      const caps = { ...capabilities, maxBatchSize: 5000, providerPaced: true, requestBudgets: [perMinute] }
+      for (const policy of [{}, { requestBudgets: [perMinute] }]) {
+        const pacer = yield* Pacer.make
+        const target = yield* broadcast(policy)
+        const times = yield* grants(pacer, target, 120, { messages: 5000, caps })
+        assert.strictEqual(times[119]! - times[0]!, 119_000)
+        assert.strictEqual(busiest(times, 60_000), 60)
+        assert.strictEqual(Pacer.pacingMillis(target.policy, caps, 5000), 1000)
+      }
     }).pipe(Effect.provide(limiter)))
 
   it.effect("two budgets: the tighter one rules", () =>

@@ -61,7 +61,8 @@ export const capabilities: Capabilities = {
   startsOnSubmit: false,
   tracking: "poll",
   providerDedupe: true,
-  providerPaced: true
+  providerPaced: true,
+  requestBudgets: []
 }
 
 /** Recipients per page when polling: Kapso's maximum. */

@@ -30,7 +30,8 @@ export const capabilities: Capabilities = {
   startsOnSubmit: true,
   tracking: "webhook",
   providerDedupe: false,
-  providerPaced: false
+  providerPaced: false,
+  requestBudgets: []
 }
 
 /** `send_template` takes body parameters, any header, and URL button parameters (`button_url_params`). */

@@ -6,8 +6,8 @@
  *   phone number in E.164 (a BSUID, or a value no parser made) is rejected here, alone, and the rest go. A 400 that
  *   still happens fails the whole batch with Keebai's message (`InvalidRequest`: the engine pauses the broadcast).
  * - Keebai does not dedupe and charges every copy: the engine's import dedupe is what prevents duplicates.
- * - Its request budget (60 per minute and 1,000 per hour per token) is spent through the engine's pacer: give the
- *   broadcast `policy()` (or `requestBudgets`). A 429 is `RateLimited` on the credential, its `Retry-After` plus up to
+ * - Its request budget (60 per minute and 1,000 per hour per token) is in its `capabilities`, so the engine's pacer
+ *   spends it for every broadcast. A 429 is `RateLimited` on the credential, its `Retry-After` plus up to
  *   a quarter in jitter (without one the engine's own backoff, jittered, applies); 401 and 403 (a token without the
  *   `messages:bulk` scope) are account-scope reasons that stop the broadcast with a message saying what to fix.
  * - Statuses: Keebai's answer to a call names only its remote broadcast, so per-recipient statuses come from its
@@ -46,10 +46,6 @@ export const requestBudgets: ReadonlyArray<Broadcast.RequestBudget> = [
   new Broadcast.RequestBudget({ limit: 1000, windowMillis: 3_600_000 })
 ]
 
-/** A policy that spends Keebai's request budgets through the pacer, with the caller's other choices. */
-export const policy = (fields: ConstructorParameters<typeof Broadcast.Policy>[0] = {}): Broadcast.Policy =>
-  new Broadcast.Policy({ requestBudgets, ...fields })
-
 /**
  * Keebai sends each call at its own pace, so no message rate of ours applies (`providerPaced`); only the request
  * budgets do.
@@ -60,7 +56,8 @@ export const capabilities: Capabilities = {
   startsOnSubmit: true,
   tracking: "both",
   providerDedupe: false,
-  providerPaced: true
+  providerPaced: true,
+  requestBudgets
 }
 
 export interface Options {
@@ -77,6 +74,8 @@ export interface Options {
   readonly timeout?: Duration.Input | undefined
   /** GETs one `poll` may spend. Default 5. */
   readonly maxReadsPerPoll?: number | undefined
+  /** The token's request budgets, which the engine's pacer spends. Default Keebai's documented `requestBudgets`. */
+  readonly requestBudgets?: ReadonlyArray<Broadcast.RequestBudget> | undefined
 }
 
 export const BatchStatus = Schema.Literals(["PENDING", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED"])
@@ -427,7 +426,7 @@ export const make = Effect.fn("KeebaiBulk.make")(function*(options: Options) {
 
   const transport = BroadcastTransport.of({
     name,
-    capabilities,
+    capabilities: { ...capabilities, requestBudgets: options.requestBudgets ?? requestBudgets },
     unsupported,
     open: () => Effect.succeed(Option.none()),
     submit,

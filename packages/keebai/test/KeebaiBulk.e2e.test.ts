@@ -39,7 +39,7 @@ interface Tally {
 
 /**
  * The whole stack, for one test: receiver → emulator (webhooks to the receiver) → transport (to the emulator) →
- * engine (with `store`), then the receiver starts feeding the engine.
+ * engine (with `store`), then the receiver starts feeding the engine. `transport` adds to the transport's options.
  */
 const withStack = <A, E>(
   emulatorOptions: Omit<KeebaiEmulator.Options, "webhook"> & {
@@ -51,7 +51,8 @@ const withStack = <A, E>(
     readonly store: ProgressStore.ProgressStore["Service"]
     readonly emulator: KeebaiEmulator.KeebaiEmulator["Service"]
     readonly tally: Tally
-  }) => Effect.Effect<A, E, any>
+  }) => Effect.Effect<A, E, any>,
+  transport: Partial<KeebaiBulk.Options> = {}
 ) =>
   Effect.gen(function*() {
     const receiver = yield* NodeHttpServer.make(() => createServer(), { port: 0, host: "127.0.0.1" })
@@ -67,7 +68,7 @@ const withStack = <A, E>(
     })
     const services = yield* Layer.build(
       Broadcaster.Broadcaster.layer.pipe(
-        Layer.provideMerge(KeebaiBulk.layer({ token: Redacted.make(token), baseUrl: emulator.url })),
+        Layer.provideMerge(KeebaiBulk.layer({ token: Redacted.make(token), baseUrl: emulator.url, ...transport })),
         Layer.provideMerge(storeLayer)
       )
     )
@@ -149,8 +150,7 @@ describe("Keebai end to end", () => {
             const broadcast = yield* broadcaster.create({
               name: "Oferta de julho",
               template,
-              sender: "ch_7",
-              policy: KeebaiBulk.policy()
+              sender: "ch_7"
             })
             const report = yield* broadcaster.addRecipients(broadcast.id, { csv })
             assert.deepStrictEqual(
@@ -244,7 +244,7 @@ describe("Keebai end to end", () => {
 
   it.live("a 429 is waited out with jitter and retried: every address still sent once", () =>
     withStack(
-      // A budget of 1 call per 1.5 s, and a policy that does not know it: the emulator refuses, the engine waits.
+      // A budget of 1 call per 1.5 s, and a transport that does not know it: the emulator refuses, the engine waits.
       { budgets: [{ limit: 1, windowMillis: 1500 }], timing: { startAfter: 10, deliveredAfter: 10 } },
       ProgressStore.ProgressStore.layerMemory,
       ({ broadcaster, emulator, store, tally }) =>
@@ -272,7 +272,8 @@ describe("Keebai end to end", () => {
           const counts = yield* store.counts(broadcast.id)
           assert.strictEqual(counts.delivered, 30)
           assert.strictEqual(tally.statuses, 60, "a sent and a delivered webhook per message")
-        })
+        }),
+      { requestBudgets: [] }
     ))
 
   const refused = (tokens: ReadonlyArray<KeebaiEmulator.Token>) =>
@@ -284,8 +285,7 @@ describe("Keebai end to end", () => {
           const broadcast = yield* broadcaster.create({
             name: "Refused",
             template,
-            sender: "ch_7",
-            policy: KeebaiBulk.policy()
+            sender: "ch_7"
           })
           yield* broadcaster.addRecipients(broadcast.id, Array.from({ length: 5 }, (_, i) => newRecipient(i)))
           yield* broadcaster.start(broadcast.id)

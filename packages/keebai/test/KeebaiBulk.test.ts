@@ -84,7 +84,7 @@ const makeBroadcast = (fields: Partial<ConstructorParameters<typeof Broadcast.Br
       transport: "keebai",
       sender: "ch_7",
       template: template(),
-      policy: KeebaiBulk.policy(),
+      policy: new Broadcast.Policy({}),
       status: "sending",
       createdAt: DateTime.makeUnsafe(0),
       ...fields
@@ -438,13 +438,11 @@ describe("KeebaiBulk shape", () => {
         assert.isTrue(Option.isSome(transport.unsupported(withButton)))
       })))
 
-  it("policy carries Keebai's request budgets and the caller's choices", () => {
-    const policy = KeebaiBulk.policy({ maxAttempts: 3 })
+  it("declares Keebai's request budgets, so every broadcast spends them", () => {
     assert.deepStrictEqual(
-      policy.requestBudgets?.map(({ limit, windowMillis }) => [limit, windowMillis]),
+      KeebaiBulk.capabilities.requestBudgets.map(({ limit, windowMillis }) => [limit, windowMillis]),
       [[60, 60_000], [1000, 3_600_000]]
     )
-    assert.strictEqual(policy.maxAttempts, 3)
   })
 })
 

@@ -97,7 +97,8 @@ export const capabilities: Capabilities = {
   startsOnSubmit: true,
   tracking: "webhook",
   providerDedupe: false,
-  providerPaced: false
+  providerPaced: false,
+  requestBudgets: []
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -23,7 +23,8 @@ export const capabilities = (kind: TransportKind): BroadcastTransport.Capabiliti
   // Nothing to poll: the broadcast completes once every row is settled.
   tracking: "webhook",
   providerDedupe: false,
-  providerPaced: false
+  providerPaced: false,
+  requestBudgets: []
 })
 
 /** The provider refuses these recipients for good (Meta 131026): they end `failed` and are never journaled. */
