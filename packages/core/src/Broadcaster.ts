@@ -21,9 +21,9 @@
  *   such rows to `in_doubt` (policy `at-most-once`, the default: never resent, reported) or back to `pending`
  *   (`at-least-once`, with the broadcast's earlier `in_doubt` rows), then restarts the send loops. Rows a dead
  *   process was adding to a Kapso campaign go back to `pending` under either policy: nothing was sent yet, and Kapso
- *   drops an address added twice. A call that got
- *   no answer in time (`Timeout`) is in the same doubt: at-most-once sets its rows `in_doubt` (a status webhook that
- *   comes later settles them); at-least-once retries them.
+ *   drops an address added twice. A call that got no answer in time (`Timeout`) is in the same doubt: at-most-once
+ *   sets its rows `in_doubt` (a status webhook that comes later settles them), and pauses the broadcast after
+ *   `maxUnansweredCalls` such calls in a row; at-least-once retries them.
  *
  * Every wait is on the Effect `Clock`, so tests drive the engine with `TestClock`.
  *
@@ -256,6 +256,11 @@ export const pollInterval = Duration.seconds(5)
 export const leaseCheckInterval = Duration.seconds(5)
 /** A claim's lease: this, plus the time the pacer may make the batch wait. */
 export const baseLease = Duration.minutes(10)
+/**
+ * Calls in a row that got no answer in time before the broadcast pauses. Their recipients are in doubt under
+ * at-most-once: a provider that stopped answering must not put the whole list in doubt.
+ */
+export const maxUnansweredCalls = 3
 // `wait` is woken by this process's own changes; this catches the changes of other processes.
 const waitInterval = Duration.seconds(1)
 // A store write that fails is retried a few times before the loop gives up (and the rows wait for `recover`).
@@ -398,6 +403,9 @@ const make = Effect.gen(function*() {
   const active = new Map<Broadcast.BroadcastId, object>()
   // Remote campaigns this process has started: a pause and resume must not start one twice.
   const remoteStarted = new Set<Broadcast.BroadcastId>()
+  // Per broadcast, the calls in a row that got no answer (those that leave recipients in doubt); a new loop starts
+  // from none.
+  const unanswered = new Map<Broadcast.BroadcastId, number>()
   const instance = (yield* Random.nextIntBetween(0, 2 ** 31)).toString(36)
   let loopCount = 0
 
@@ -482,14 +490,30 @@ const make = Effect.gen(function*() {
       return item._tag === "Accepted" ? Effect.succeed(accepted(row, item)) : settle(row, item.error, jitter)
     }
 
+    // Counts the calls in a row left in doubt; past the limit, the breaker stops the rest of the batch.
+    const answered = (inDoubt: boolean) => {
+      const calls = inDoubt ? (unanswered.get(broadcast.id) ?? 0) + 1 : 0
+      unanswered.set(broadcast.id, calls)
+      if (calls >= maxUnansweredCalls && Option.isNone(breaker)) {
+        breaker = Option.some({
+          scope: "broadcast",
+          reason: `${transport.name} gave no answer to ${calls} calls in a row: their recipients are in doubt (a ` +
+            "status webhook settles those that went out); resume once it answers"
+        })
+      }
+    }
+
     const submit = (
       batch: readonly [Recipient.Recipient, ...Array<Recipient.Recipient>]
     ): Effect.Effect<ReadonlyArray<ProgressStore.ReceiptOutcome>> =>
       Effect.matchEffect(transport.submit(broadcast, Arr.map(batch, (row) => outgoing(broadcast, row))), {
         // One jitter per call: a batch that failed as a whole is retried as a whole.
-        onFailure: (error) =>
-          Effect.flatMap(Random.next, (jitter) => Effect.forEach(batch, (row) => settle(row, error, jitter))),
+        onFailure: (error) => {
+          answered(doubtful && error.mayHaveActed)
+          return Effect.flatMap(Random.next, (jitter) => Effect.forEach(batch, (row) => settle(row, error, jitter)))
+        },
         onSuccess: ({ outcomes }) => {
+          answered(false)
           const all = allAccepted(batch, outcomes)
           return all !== undefined ? Effect.succeed(all) : Effect.flatMap(
             Random.next,
@@ -648,6 +672,7 @@ const make = Effect.gen(function*() {
 
   const loop = Effect.fnUntraced(function*(id: Broadcast.BroadcastId, token: object) {
     const owner = `${instance}-${++loopCount}`
+    unanswered.delete(id)
     while (true) {
       const current = yield* stillSending(id, token)
       if (Option.isNone(current)) return

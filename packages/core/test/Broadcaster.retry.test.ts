@@ -169,6 +169,37 @@ describe("Broadcaster timeouts", () => {
     }))
   })
 
+  it.effect("at-most-once: after 3 calls in a row with no answer the broadcast pauses, the rest untouched", () => {
+    let silent = true
+    return Effect.gen(function*() {
+      const broadcaster = yield* Broadcaster
+      const id = yield* started(10, { policy: inDoubt("at-most-once", { concurrency: 1 }) })
+      const paused = yield* runFor(id)
+      assert.strictEqual(paused.status, "paused")
+      assert.include(paused.statusReason ?? "", "gave no answer to 3 calls in a row")
+      const atPause = yield* counts(id)
+      assertConsistent(atPause)
+      assert.deepStrictEqual([atPause.in_doubt, atPause.pending], [3, 7])
+      // The provider answers again; the operator resumes: the rest goes, and the doubt is not forgotten.
+      silent = false
+      yield* broadcaster.resume(id)
+      assert.strictEqual((yield* runFor(id)).status, "completed")
+      const final = yield* counts(id)
+      assert.deepStrictEqual([final.in_doubt, final.accepted], [3, 7])
+      for (const seq of [1, 2, 3]) assert.deepStrictEqual(yield* handOffsOf(seq), [0])
+    }).pipe(withEngine({ reject: { requests: () => silent ? Option.some(timeout) : Option.none() } }))
+  })
+
+  it.effect("calls that get no answer only in a row pause: an answer in between starts the count again", () => {
+    let calls = 0
+    return Effect.gen(function*() {
+      const id = yield* started(12, { policy: inDoubt("at-most-once", { concurrency: 1 }) })
+      assert.strictEqual((yield* runFor(id)).status, "completed")
+      const final = yield* counts(id)
+      assert.deepStrictEqual([final.in_doubt, final.accepted], [8, 4])
+    }).pipe(withEngine({ reject: { requests: () => ++calls % 3 === 0 ? Option.none() : Option.some(timeout) } }))
+  })
+
   it.effect("adding to a remote campaign (Kapso) sends nothing yet: a batch with no answer is added again", () => {
     let calls = 0
     return Effect.gen(function*() {
