@@ -14,12 +14,12 @@
  */
 import * as ProgressStore from "@crier/core/ProgressStore"
 import { SqliteClient } from "@effect/sql-sqlite-node"
-import { Effect, Layer, Predicate, Schema } from "effect"
+import { Effect, Layer, Predicate, Schedule, Schema } from "effect"
 import { Reactivity } from "effect/reactivity"
 import { SqlClient } from "effect/sql"
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
-import { toStoreError } from "./internal/sqlError.ts"
+import { isSqliteBusy, toStoreError } from "./internal/sqlError.ts"
 import * as SqlStore from "./SqlStore.ts"
 
 export interface Options {
@@ -70,7 +70,12 @@ const make = Effect.fnUntraced(function*(filename: string) {
       })
     }
     yield* client.unsafe(`PRAGMA synchronous = FULL`)
-  }).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(toStoreError(`open ${filename}`)(error))))
+  }).pipe(
+    // The switch to WAL needs the file to itself: while another process writes to a new file (or switches it too),
+    // SQLite refuses at once rather than wait, so the switch is tried again for about as long as the busy timeout.
+    Effect.retry({ while: isSqliteBusy, schedule: Schedule.exponential("10 millis"), times: 9 }),
+    Effect.catchTag("SqlError", (error) => Effect.fail(toStoreError(`open ${filename}`)(error)))
+  )
   return yield* Effect.provideService(SqlStore.make, SqlClient.SqlClient, client)
 })
 

@@ -8,9 +8,9 @@ import { afterAll, assert, describe, it, layer } from "@effect/vitest"
 import { Effect, Exit, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { spawn } from "node:child_process"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import * as Data from "./fixtures/data.ts"
 import * as Workload from "./fixtures/workload.ts"
@@ -120,6 +120,29 @@ describe("SqliteStore", () => {
       assert.isTrue(Exit.isFailure(exit))
       const error = yield* Effect.flip(exit)
       assert.strictEqual(error.reason, "Unavailable")
+    }))
+
+  it.live("opening a new file while another connection writes to it waits for that writer", () =>
+    Effect.gen(function*() {
+      const filename = freshFile()
+      mkdirSync(dirname(filename), { recursive: true })
+      // Another process (here a connection) created the file and holds the write lock, still in rollback mode. Our
+      // switch to WAL reads the file and then needs it to itself: SQLite answers "locked" at once, without the busy
+      // timeout (waiting could deadlock), so the store must try again once the writer is done.
+      const writer = new DatabaseSync(filename)
+      writer.exec("BEGIN IMMEDIATE; CREATE TABLE other_app (x INTEGER)")
+      const done = setTimeout(() => {
+        writer.exec("COMMIT")
+        writer.close()
+      }, 300)
+      const id = yield* Data.makeBroadcast.pipe(
+        Effect.provide(SqliteStore.layer({ filename })),
+        Effect.ensuring(
+          Effect.sync(() => clearTimeout(done))
+        )
+      )
+      assert.isTrue(id.startsWith("bc_"))
+      assert.deepStrictEqual((yield* migrationRows(filename)).map((row) => row.version), [1, 2])
     }))
 
   it.live(

@@ -72,6 +72,13 @@ export const toStoreError = (operation: string) => (error: SqlError.SqlError): P
     cause: error
   })
 
+/**
+ * SQLite refused a lock (SQLITE_BUSY). It does so at once, without waiting out the busy timeout, where waiting could
+ * deadlock: e.g. a connection that read a file and now needs it to itself, while another holds its write lock.
+ */
+export const isSqliteBusy = (error: unknown): boolean =>
+  SqlError.isSqlError(error) && sqliteCode(error.reason.cause) === 5
+
 /** Deadlocks and serialization failures: the transaction can simply run again. */
 export const isTransient = (error: unknown): boolean =>
   SqlError.isSqlError(error) &&
