@@ -18,7 +18,8 @@
  * every recipient or retrying. `TemplateParamsMismatch` fails only its recipient when the request carried that
  * one recipient's values (`perRecipient`), and otherwise pauses the broadcast.
  */
-import { DateTime, Duration, Option, Schema } from "effect"
+import { DateTime, Duration, Option, Predicate, Schema } from "effect"
+import type { HttpClientError } from "effect/http"
 
 export type Scope = "message" | "broadcast" | "account"
 
@@ -174,7 +175,14 @@ export class Timeout extends Schema.TaggedError<Timeout>()("Timeout", context) {
   }
 }
 
-export class Network extends Schema.TaggedError<Network>()("Network", context) {
+/**
+ * The connection failed. `afterSend`: once the request may have been written (a reset, a closed socket, an answer that
+ * could not be read), so the provider may have acted; otherwise before (refused, no such host).
+ */
+export class Network extends Schema.TaggedError<Network>()("Network", {
+  ...context,
+  afterSend: Schema.optionalKey(Schema.Boolean)
+}) {
   get isRetryable(): boolean {
     return true
   }
@@ -222,12 +230,12 @@ export class TransportError extends Schema.TaggedError<TransportError>()("Transp
   }
 
   /**
-   * Whether the provider may have acted on the request though it failed: no answer came in time (`Timeout`). The
-   * engine sets such a recipient `in_doubt` under the at-most-once policy instead of retrying it, since a retry
-   * could send it twice. (A `Network` failure is taken as not sent: a refused or reset connection.)
+   * Whether the provider may have acted on the request though it failed: no answer came in time (`Timeout`), or the
+   * connection failed after the request may have been written (`Network` with `afterSend`). The engine sets such a
+   * recipient `in_doubt` under the at-most-once policy instead of retrying it, since a retry could send it twice.
    */
   get mayHaveActed(): boolean {
-    return this.reason._tag === "Timeout"
+    return this.reason._tag === "Timeout" || (this.reason._tag === "Network" && this.reason.afterSend === true)
   }
 
   get scope(): Scope {
@@ -448,4 +456,48 @@ export const parseRetryAfter = (header: string, now: DateTime.Utc): Option.Optio
   const value = header.trim()
   if (/^-?\d+$/.test(value)) return Option.some(Duration.seconds(Math.max(0, Number(value))))
   return Option.map(parseHttpDate(value, now), (date) => Duration.max(DateTime.distance(now, date), Duration.zero))
+}
+
+// Error codes of a connection that was never made: the request cannot have reached the provider.
+const beforeSend = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EAI_NONAME",
+  "EHOSTUNREACH",
+  "EHOSTDOWN",
+  "ENETUNREACH",
+  "UND_ERR_CONNECT_TIMEOUT"
+])
+
+/** The first error `code` along a chain of causes (fetch wraps the socket's error in its own). */
+const codeOf = (cause: unknown): string | undefined => {
+  for (let current = cause, depth = 0; current !== undefined && depth < 5; depth++) {
+    if (Predicate.hasProperty(current, "code") && typeof current.code === "string") return current.code
+    current = Predicate.hasProperty(current, "cause") ? current.cause : undefined
+  }
+  return undefined
+}
+
+/**
+ * The reason for a request effect/http could not complete: a URL or body that cannot be sent is `InvalidRequest`; a
+ * connection that was never made (refused, no such host, TLS refused) is `Network`; anything after that (a reset, a
+ * closed socket, an answer that could not be read, or a failure it cannot place) is `Network` with `afterSend`, since
+ * the provider may have acted. Messages carry no headers, so no credential.
+ */
+export const fromHttpClientError = (error: HttpClientError.HttpClientError): Reason => {
+  const reason = error.reason
+  const message = `${reason._tag}: ${reason.message}`
+  switch (reason._tag) {
+    case "InvalidUrlError":
+    case "EncodeError":
+      return new InvalidRequest({ message })
+    case "TransportError": {
+      const code = codeOf(reason.cause)
+      const before = code !== undefined && (beforeSend.has(code) || /^(CERT_|ERR_TLS_|ERR_SSL_)/.test(code))
+      return new Network({ message: code === undefined ? message : `${message} (${code})`, afterSend: !before })
+    }
+    default:
+      return new Network({ message, afterSend: true })
+  }
 }

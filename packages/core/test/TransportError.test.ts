@@ -1,6 +1,7 @@
 import * as TransportError from "@crier/core/TransportError"
 import { assert, describe, it } from "@effect/vitest"
 import { DateTime, Duration, Effect, Exit, Option, Schema } from "effect"
+import { HttpClientError, HttpClientRequest, HttpClientResponse } from "effect/http"
 
 type Scope = TransportError.Scope
 type Tag = TransportError.Reason["_tag"]
@@ -368,9 +369,11 @@ describe("TransportError", () => {
       }
     })
 
-    it("only a timeout may have been acted on (the engine's in-doubt policy applies to it)", () => {
-      const acted = reasons.filter((reason) => new TransportError.TransportError({ provider: "", reason }).mayHaveActed)
-      assert.deepStrictEqual(acted.map((reason) => reason._tag), ["Timeout"])
+    it("only a timeout or a connection lost after sending may have been acted on (in-doubt policy)", () => {
+      const acted = [...reasons, new TransportError.Network({ message: "", afterSend: true })].filter((reason) =>
+        new TransportError.TransportError({ provider: "", reason }).mayHaveActed
+      )
+      assert.deepStrictEqual(acted.map((reason) => reason._tag), ["Timeout", "Network"])
     })
 
     it.each(reasons.map((reason) => [reason._tag, reason] as const))("is never empty: %s", (tag, reason) => {
@@ -410,7 +413,7 @@ describe("TransportError", () => {
       ...[...TransportError.httpStatuses.keys()].map((status) => http(status, { retryAfterHeader: "30" })),
       new TransportError.TransportError({
         provider: "meta",
-        reason: new TransportError.Network({ message: "ECONNRESET" })
+        reason: new TransportError.Network({ message: "ECONNRESET", afterSend: true })
       })
     ]
 
@@ -487,5 +490,43 @@ describe("TransportError", () => {
         assert.instanceOf(reason, TransportError.PairRateLimited)
         assert.strictEqual(reason.code, 131056)
       }))
+  })
+})
+
+describe("fromHttpClientError", () => {
+  const request = HttpClientRequest.post("https://graph.example/v24.0/1/messages")
+  const failed = (reason: HttpClientError.HttpClientErrorReason) =>
+    new TransportError.TransportError({
+      provider: "meta",
+      reason: TransportError.fromHttpClientError(new HttpClientError.HttpClientError({ reason }))
+    })
+  // As fetch (undici) reports a socket error: its own TypeError, the socket's error as the cause.
+  const fetchFailed = (code: string) => Object.assign(new TypeError("fetch failed"), { cause: { code } })
+
+  it("a connection never made is Network, not acted on; one lost after sending may have been", () => {
+    for (const code of ["ECONNREFUSED", "ENOTFOUND", "UND_ERR_CONNECT_TIMEOUT", "CERT_HAS_EXPIRED"]) {
+      const error = failed(new HttpClientError.TransportError({ request, cause: fetchFailed(code) }))
+      assert.strictEqual(error.reason._tag, "Network")
+      assert.isFalse(error.mayHaveActed, code)
+      assert.include(error.message, code)
+    }
+    for (const code of ["ECONNRESET", "UND_ERR_SOCKET", "EPIPE"]) {
+      const error = failed(new HttpClientError.TransportError({ request, cause: { code } }))
+      assert.isTrue(error.mayHaveActed, code)
+    }
+    // A failure it cannot place is taken as possibly acted on.
+    assert.isTrue(failed(new HttpClientError.TransportError({ request, cause: new Error("?") })).mayHaveActed)
+  })
+
+  it("an answer that could not be read may have been acted on; a request that could not be made was not", () => {
+    const response = HttpClientResponse.fromWeb(request, new Response("{", { status: 200 }))
+    const unread = failed(new HttpClientError.DecodeError({ request, response }))
+    assert.deepStrictEqual([unread.reason._tag, unread.mayHaveActed], ["Network", true])
+    const badUrl = failed(new HttpClientError.InvalidUrlError({ request }))
+    assert.deepStrictEqual([badUrl.reason._tag, badUrl.mayHaveActed, badUrl.isRetryable], [
+      "InvalidRequest",
+      false,
+      false
+    ])
   })
 })

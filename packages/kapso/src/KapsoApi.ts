@@ -223,16 +223,8 @@ export const refinements = {
       : Option.none()
 } satisfies Record<string, Refine>
 
-const requestFailed = (operation: string, error: HttpClientError.HttpClientError) => {
-  const reason = error.reason
-  switch (reason._tag) {
-    case "InvalidUrlError":
-    case "EncodeError":
-      return fail(operation, new TransportError.InvalidRequest({ message: reason.message }))
-    default:
-      return fail(operation, new TransportError.Network({ message: reason.message }))
-  }
-}
+const requestFailed = (operation: string, error: HttpClientError.HttpClientError) =>
+  fail(operation, TransportError.fromHttpClientError(error))
 
 export interface Client {
   readonly createBroadcast: (input: {

@@ -278,7 +278,7 @@ export const make = Effect.fn("KeebaiBulk.make")(function*(options: Options) {
       }),
       Effect.catchTag(
         "HttpClientError",
-        (error) => Effect.fail(failure(operation, new TransportError.Network({ message: error.message })))
+        (error) => Effect.fail(failure(operation, TransportError.fromHttpClientError(error)))
       ),
       Effect.flatMap((answer) =>
         answer.status >= 200 && answer.status < 300 ? Effect.succeed(answer) : Effect.flip(refused(operation, answer))

@@ -268,9 +268,8 @@ export const make = Effect.fn("MetaCloud.make")(function*(options: Options) {
       HttpClientRequest.bodyJsonUnsafe(message),
       client.execute,
       Effect.flatMap(read),
-      Effect.catchTag("HttpClientError", (error) =>
-        // The error names the request (never its headers); the reason's tag says how it failed.
-        Effect.fail(fail(new TransportError.Network({ message: `${error.reason._tag}: ${error.reason.message}` })))),
+      // The error names the request (never its headers) and whether it may have reached Meta.
+      Effect.catchTag("HttpClientError", (error) => Effect.fail(fail(TransportError.fromHttpClientError(error)))),
       Effect.timeoutOrElse({
         duration: timeout,
         orElse: () =>

@@ -6,10 +6,13 @@ import * as RetryPolicy from "@crier/core/RetryPolicy"
 import * as TemplateParams from "@crier/core/TemplateParams"
 import * as TemplateSpec from "@crier/core/TemplateSpec"
 import type * as TransportError from "@crier/core/TransportError"
+import { NodeHttpClient } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, DateTime, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Result } from "effect"
 import { HttpClient, HttpClientError, HttpClientResponse } from "effect/http"
 import { TestClock } from "effect/testing"
+import { createServer, type Server } from "node:http"
+import { type AddressInfo } from "node:net"
 import * as MetaCloud from "../src/MetaCloud.ts"
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -633,4 +636,44 @@ describe("MetaCloud.layerConfig", () => {
     )
     assert.strictEqual(MetaCloud.defaultMessagesPerSecond, 70)
   })
+})
+
+describe("MetaCloud over real sockets on 127.0.0.1", () => {
+  /** A server that reads each request whole, then drops the connection without answering. */
+  const dropping = Effect.acquireRelease(
+    Effect.promise(() =>
+      new Promise<Server>((resolve) => {
+        const server = createServer((request) => request.resume().on("end", () => request.socket.destroy()))
+        server.listen(0, "127.0.0.1", () => resolve(server))
+      })
+    ),
+    (server) => Effect.promise(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  )
+  const urlOf = (server: Server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+
+  const failureAt = (baseUrl: string) =>
+    Effect.gen(function*() {
+      const transport = yield* MetaCloud.make({ credential: MetaCloud.accessToken(token), baseUrl })
+      const broadcast = yield* broadcastOf(spec())
+      return yield* Effect.flip(submit(transport, broadcast, item(broadcast, 1)))
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici))
+
+  it.live("a connection dropped once the request went out may have been acted on (in doubt)", () =>
+    Effect.gen(function*() {
+      const error = yield* failureAt(urlOf(yield* dropping))
+      assert.strictEqual(error.reason._tag, "Network")
+      assert.isTrue(error.mayHaveActed, error.message)
+      assert.notInclude(error.message, Redacted.value(token))
+    }).pipe(Effect.scoped))
+
+  it.live("a refused connection was not: it is retried", () =>
+    Effect.gen(function*() {
+      // The port of a server closed again: nothing listens on it.
+      const closed = yield* Effect.scoped(Effect.map(dropping, urlOf))
+      const error = yield* failureAt(closed)
+      assert.strictEqual(error.reason._tag, "Network")
+      assert.isFalse(error.mayHaveActed, error.message)
+      assert.include(error.message, "ECONNREFUSED")
+      assert.isTrue(error.isRetryable)
+    }))
 })
