@@ -3,7 +3,7 @@
  * their statuses. Implementations: `layerMemory` here (tests, users' own tests), `layerSql` in @crier/store-sql.
  * Every implementation passes the conformance suite in `@crier/core/testing`.
  */
-import { Context, type DateTime, type Effect, Layer, Option, Schema } from "effect"
+import { Context, type DateTime, type Effect, Layer, Option, Result, Schema } from "effect"
 import type * as Address from "./Address.ts"
 import * as Broadcast from "./Broadcast.ts"
 import * as BroadcastStatus from "./BroadcastStatus.ts"
@@ -51,6 +51,26 @@ export interface TransitionRequest {
   readonly to: BroadcastStatus.BroadcastStatus
   readonly patch?: BroadcastPatch
 }
+
+/**
+ * Why a transition's compare-and-set found `current` instead of one of `request.from`: the refusal
+ * `BroadcastStatus` gives for the actual status, or, when that move would be legal, that the broadcast is not in a
+ * state the caller expected. Every store reports it the same way.
+ */
+export const refusedTransition = (
+  current: BroadcastStatus.BroadcastStatus,
+  request: TransitionRequest
+): BroadcastStatus.InvalidTransition =>
+  Result.match(BroadcastStatus.transition(current, request.to), {
+    onFailure: (refusal) => refusal,
+    onSuccess: () =>
+      new BroadcastStatus.InvalidTransition({
+        from: current,
+        to: request.to,
+        reason: current === "sending" || current === "paused" ? "AlreadyStarted" : "NotSending",
+        message: `the broadcast is ${current}, not ${request.from.join(" or ")}`
+      })
+  })
 
 export interface InsertResult {
   readonly inserted: number

@@ -60,23 +60,6 @@ const sqlFailures = (operation: string) =>
 
 const decoded = <A>(result: Result.Result<A, ProgressStore.StoreError>) => Effect.fromResult(result)
 
-// The compare-and-set found another status: report the refusal `BroadcastStatus` gives for the actual status, or,
-// when that move would be legal, that the broadcast is not in a state the caller expected.
-const mismatch = (
-  current: BroadcastStatus.BroadcastStatus,
-  request: ProgressStore.TransitionRequest
-): BroadcastStatus.InvalidTransition =>
-  Result.match(BroadcastStatus.transition(current, request.to), {
-    onFailure: (refusal) => refusal,
-    onSuccess: () =>
-      new BroadcastStatus.InvalidTransition({
-        from: current,
-        to: request.to,
-        reason: current === "sending" || current === "paused" ? "AlreadyStarted" : "NotSending",
-        message: `the broadcast is ${current}, not ${request.from.join(" or ")}`
-      })
-  })
-
 /**
  * Builds the store on the `SqlClient` in context, after bringing its schema up to date. Fails with
  * `StoreError { reason: "Unavailable" }` when the database cannot be reached, and `Unknown` on a dialect other than
@@ -280,7 +263,9 @@ export const make: Effect.Effect<Store, ProgressStore.StoreError, SqlClient.SqlC
       function*(id, request) {
         return yield* dialect.write(Effect.gen(function*() {
           const current = yield* readBroadcast(id, true)
-          if (!request.from.includes(current.status)) return yield* mismatch(current.status, request)
+          if (!request.from.includes(current.status)) {
+            return yield* ProgressStore.refusedTransition(current.status, request)
+          }
           yield* Effect.fromResult(BroadcastStatus.transition(current.status, request.to))
           const patch = request.patch ?? {}
           const set: Record<string, unknown> = { status: request.to }

@@ -11,7 +11,7 @@
  * Heap entries are checked when they surface instead of being removed when a row changes, so a status event or a
  * cancel never searches a heap.
  */
-import { DateTime, Effect, Option, Result } from "effect"
+import { DateTime, Effect, Option } from "effect"
 import type { Mutable } from "effect/Types"
 import type * as Address from "../Address.ts"
 import * as Broadcast from "../Broadcast.ts"
@@ -203,23 +203,6 @@ export const make = (): Store => {
     return new Broadcast.Broadcast(fields)
   }
 
-  // The compare-and-set failed: report the refusal `BroadcastStatus` gives for the actual status, or, when that
-  // move would be legal, that the broadcast is not in a state the caller expected.
-  const mismatch = (
-    current: BroadcastStatus.BroadcastStatus,
-    request: ProgressStore.TransitionRequest
-  ): BroadcastStatus.InvalidTransition =>
-    Result.match(BroadcastStatus.transition(current, request.to), {
-      onFailure: (refusal) => refusal,
-      onSuccess: () =>
-        new BroadcastStatus.InvalidTransition({
-          from: current,
-          to: request.to,
-          reason: current === "sending" || current === "paused" ? "AlreadyStarted" : "NotSending",
-          message: `the broadcast is ${current}, not ${request.from.join(" or ")}`
-        })
-    })
-
   const store: Store = {
     createBroadcast: Effect.fn("ProgressStore.createBroadcast")(function*(broadcast) {
       if (broadcasts.has(broadcast.id)) {
@@ -255,7 +238,7 @@ export const make = (): Store => {
     transitionBroadcast: Effect.fn("ProgressStore.transitionBroadcast")(function*(id, request) {
       const entry = yield* entryOf(id)
       const current = entry.broadcast.status
-      if (!request.from.includes(current)) return yield* mismatch(current, request)
+      if (!request.from.includes(current)) return yield* ProgressStore.refusedTransition(current, request)
       const to = yield* Effect.fromResult(BroadcastStatus.transition(current, request.to))
       entry.broadcast = patched(entry.broadcast, to, request.patch ?? {})
       return entry.broadcast
